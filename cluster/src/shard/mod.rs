@@ -1,0 +1,1 @@
+//! Target sharding (placeholder, being written).

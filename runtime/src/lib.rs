@@ -1,0 +1,1 @@
+//! Async driver and HTTP/2 transport (being written).
