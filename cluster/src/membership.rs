@@ -1,0 +1,1292 @@
+//! One cluster node's protocol state machine: SWIM membership with Lifeguard, and ckit node
+//! states ordered by a Lamport clock.
+//!
+//! [`Node`] owns the member table, the probe cycle, suspicion timers, the broadcast queue,
+//! push/pull merging, join and leave, and the name-conflict and cluster-name checks. It is
+//! sans-I/O: the driver feeds it bytes and `now`, asks [`Node::poll_timeout`] when to call
+//! [`Node::handle_timeout`], and drains [`Node::poll_transmit`] and [`Node::poll_event`].
+//! It must not read clocks, touch sockets or iterate in an unspecified order.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::broadcast::BroadcastQueue;
+use crate::config::{Config, ConfigError};
+use crate::lamport::LamportClock;
+use crate::state::NodeState;
+use crate::suspicion::Suspicion;
+use crate::time::Instant;
+use crate::wire::{
+    self, Body, Envelope, Kind, MemberRecord, Primary, Rejection, Status, Update, WireError,
+};
+
+/// Indirect-probe requests this node serves at once; more are ignored (the asker then counts a
+/// missing nack against its own health, which is what Lifeguard wants from an overloaded peer).
+const FORWARDS_MAX: usize = 1024;
+/// Events kept for the driver; older ones are dropped first.
+const EVENTS_MAX: usize = 1024;
+
+/// What the driver must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransmitKind {
+    /// A one-way packet (ckit: `POST /api/v1/ckit/transport/message`).
+    Packet,
+    /// A full-state exchange; the answer goes to [`Node::handle_push_pull_response`]
+    /// (ckit: `POST /api/v1/ckit/transport/stream`).
+    PushPull { join: bool },
+}
+
+/// One message to send to `to` (an advertised address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: String,
+    pub kind: TransmitKind,
+    pub payload: Vec<u8>,
+}
+
+/// Things the driver (and the user) should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Some member's status, address or node state changed: recompute ownership.
+    MembershipChanged,
+    /// A join attempt reached the cluster through `via`.
+    Joined { via: String },
+    /// Every seed of a join attempt failed; the node runs as its own cluster until a rejoin.
+    JoinFailed { errors: Vec<(String, String)> },
+    /// The cluster refused this node. Fatal for a name conflict.
+    JoinRejected { by: String, rejection: Rejection },
+    /// This node refused a join (counted too).
+    RefusedJoin { rejection: Rejection, from: String },
+}
+
+/// Counters (monotonic) and a few gauges, read by metrics and the simulator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub packets_rx: u64,
+    pub packets_tx: u64,
+    pub bytes_rx: u64,
+    pub bytes_tx: u64,
+    pub packets_rx_failed: u64,
+    pub packets_tx_failed: u64,
+    pub push_pulls_rx: u64,
+    pub push_pulls_tx: u64,
+    pub push_pulls_failed: u64,
+    /// Gossip events received, by `Update::event_name`.
+    pub events_received: BTreeMap<&'static str, u64>,
+    pub name_conflicts: u64,
+    pub cluster_mismatches: u64,
+    pub refutations: u64,
+    pub probes_failed: u64,
+    pub members_refused_full: u64,
+    pub outbox_dropped: u64,
+    pub broadcasts_dropped: u64,
+}
+
+/// A member as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub name: String,
+    pub addr: String,
+    pub incarnation: u64,
+    pub status: Status,
+    pub state: NodeState,
+    pub lamport: u64,
+    pub is_self: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    addr: String,
+    incarnation: u64,
+    status: Status,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct Probe {
+    seq: u32,
+    target: String,
+    indirect_at: Instant,
+    indirect_sent: bool,
+    expected_nacks: u32,
+    nacks: u32,
+    acked: bool,
+}
+
+#[derive(Debug)]
+struct Forward {
+    origin_addr: String,
+    origin_seq: u32,
+    deadline: Instant,
+}
+
+#[derive(Debug, Default)]
+struct JoinAttempt {
+    pending: BTreeSet<String>,
+    errors: Vec<(String, String)>,
+    succeeded: bool,
+}
+
+/// A cluster node's protocol state.
+#[derive(Debug)]
+pub struct Node {
+    config: Config,
+    name: String,
+    addr: String,
+    incarnation: u64,
+    leaving: bool,
+    members: BTreeMap<String, Member>,
+    /// Node states by member name, self included: (state, Lamport time of the winning message).
+    states: BTreeMap<String, (NodeState, u64)>,
+    lamport: LamportClock,
+    rng: ChaCha8Rng,
+    broadcasts: BroadcastQueue,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    suspicions: BTreeMap<String, Suspicion>,
+    probe: Option<Probe>,
+    probe_order: Vec<String>,
+    next_probe: Instant,
+    next_gossip: Instant,
+    next_push_pull: Instant,
+    next_gc: Instant,
+    seq: u32,
+    forwards: BTreeMap<u32, Forward>,
+    awareness: u32,
+    join: Option<JoinAttempt>,
+    stats: Stats,
+    view_version: u64,
+}
+
+fn check_ident(field: &'static str, v: &str) -> Result<(), ConfigError> {
+    if v.is_empty() || v.len() > wire::STR_BYTES_MAX {
+        return Err(ConfigError {
+            field,
+            reason: format!("must be 1 to {} bytes, got {:?}", wire::STR_BYTES_MAX, v),
+        });
+    }
+    Ok(())
+}
+
+impl Node {
+    /// A node named `name` that peers reach at `addr`, starting as a viewer at `now`.
+    /// All randomness comes from `seed`.
+    pub fn new(
+        config: Config,
+        name: &str,
+        addr: &str,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Node, ConfigError> {
+        config.validate()?;
+        check_ident("node_name", name)?;
+        check_ident("advertise_addr", addr)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        // Spread periodic work so that nodes started together do not probe in lock step.
+        let probe_jitter = config.probe_interval.mul_f64(rng.gen::<f64>());
+        let push_pull_jitter = config.push_pull_interval.mul_f64(rng.gen::<f64>());
+        let mut node = Node {
+            broadcasts: BroadcastQueue::new(config.broadcast_queue_max),
+            name: name.to_string(),
+            addr: addr.to_string(),
+            incarnation: 0,
+            leaving: false,
+            members: BTreeMap::new(),
+            states: BTreeMap::new(),
+            lamport: LamportClock::new(),
+            rng,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            suspicions: BTreeMap::new(),
+            probe: None,
+            probe_order: Vec::new(),
+            next_probe: now + probe_jitter,
+            next_gossip: now + config.gossip_interval,
+            next_push_pull: now + config.push_pull_interval + push_pull_jitter,
+            next_gc: now + Duration::from_secs(1),
+            seq: 0,
+            forwards: BTreeMap::new(),
+            awareness: 0,
+            join: None,
+            stats: Stats::default(),
+            view_version: 0,
+            config,
+        };
+        let t = node.lamport.tick();
+        node.states
+            .insert(node.name.clone(), (NodeState::Viewer, t));
+        node.announce_alive();
+        node.broadcasts.push(&Update::State {
+            name: node.name.clone(),
+            state: NodeState::Viewer,
+            lamport: t,
+        });
+        Ok(node)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Accessors
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    pub fn lamport_time(&self) -> u64 {
+        self.lamport.now()
+    }
+
+    pub fn state(&self) -> NodeState {
+        self.states[&self.name].0
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Lifeguard local health score: 0 is healthy, higher means this node is likely the
+    /// problem (`cluster_node_gossip_health_score`).
+    pub fn health_score(&self) -> u32 {
+        self.awareness
+    }
+
+    /// Bumps on every visible change of the member table.
+    pub fn view_version(&self) -> u64 {
+        self.view_version
+    }
+
+    /// Updates still queued for gossip.
+    pub fn broadcasts_pending(&self) -> usize {
+        self.broadcasts.len()
+    }
+
+    pub fn is_leaving(&self) -> bool {
+        self.leaving
+    }
+
+    /// True once the last join attempt reached someone, or when none was made.
+    pub fn has_joined(&self) -> bool {
+        self.join.as_ref().map_or(true, |j| j.succeeded)
+    }
+
+    /// Every member this node knows, itself and tombstones included, sorted by name.
+    pub fn members(&self) -> Vec<MemberView> {
+        let mut out: Vec<MemberView> = self
+            .members
+            .iter()
+            .map(|(name, m)| {
+                let (state, lamport) = self
+                    .states
+                    .get(name)
+                    .copied()
+                    .unwrap_or((NodeState::Viewer, 0));
+                MemberView {
+                    name: name.clone(),
+                    addr: m.addr.clone(),
+                    incarnation: m.incarnation,
+                    status: m.status,
+                    state,
+                    lamport,
+                    is_self: false,
+                }
+            })
+            .collect();
+        let (state, lamport) = self.states[&self.name];
+        let me = MemberView {
+            name: self.name.clone(),
+            addr: self.addr.clone(),
+            incarnation: self.incarnation,
+            status: if self.leaving { Status::Left } else { Status::Alive },
+            state,
+            lamport,
+            is_self: true,
+        };
+        let pos = out.partition_point(|m| m.name < me.name);
+        out.insert(pos, me);
+        out
+    }
+
+    /// Members that are alive or suspect (self included), with their node state, sorted by
+    /// name: the input of sharding.
+    pub fn live_members(&self) -> Vec<(String, NodeState)> {
+        self.members()
+            .into_iter()
+            .filter(|m| matches!(m.status, Status::Alive | Status::Suspect))
+            .map(|m| (m.name, m.state))
+            .collect()
+    }
+
+    /// Number of alive or suspect members, self included.
+    pub fn live_count(&self) -> usize {
+        1 + self
+            .members
+            .values()
+            .filter(|m| matches!(m.status, Status::Alive | Status::Suspect))
+            .count()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Driver interface
+
+    /// The next time [`Node::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.next_probe.min(self.next_gc);
+        if !self.broadcasts.is_empty() {
+            t = t.min(self.next_gossip);
+        }
+        if !self.config.push_pull_interval.is_zero() {
+            t = t.min(self.next_push_pull);
+        }
+        if let Some(p) = &self.probe {
+            if !p.acked && !p.indirect_sent {
+                t = t.min(p.indirect_at);
+            }
+        }
+        for s in self.suspicions.values() {
+            t = t.min(s.deadline());
+        }
+        for f in self.forwards.values() {
+            t = t.min(f.deadline);
+        }
+        Some(t)
+    }
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Indirect probes once the direct ack is late.
+        let need_indirect = matches!(&self.probe, Some(p) if !p.acked && !p.indirect_sent && now >= p.indirect_at);
+        if need_indirect {
+            self.send_indirect_probes();
+        }
+        if now >= self.next_probe {
+            self.finish_probe(now);
+            if !self.leaving {
+                self.start_probe(now);
+            }
+            self.next_probe = now + self.scaled(self.config.probe_interval);
+        }
+        // Suspicions that ran out.
+        let expired: Vec<String> = self
+            .suspicions
+            .iter()
+            .filter(|(_, s)| s.deadline() <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in expired {
+            if let Some(s) = self.suspicions.remove(&name) {
+                let from = self.name.clone();
+                self.apply(
+                    now,
+                    Update::Dead {
+                        name,
+                        incarnation: s.incarnation,
+                        from,
+                    },
+                );
+            }
+        }
+        // Indirect probes we serve that got no ack: tell the asker (Lifeguard nack).
+        let late: Vec<u32> = self
+            .forwards
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in late {
+            let f = self.forwards.remove(&seq).expect("listed");
+            self.send_packet(f.origin_addr, Primary::Nack { seq: f.origin_seq });
+        }
+        if now >= self.next_gossip {
+            self.gossip(now);
+            self.next_gossip = now + self.config.gossip_interval;
+        }
+        if !self.config.push_pull_interval.is_zero() && now >= self.next_push_pull {
+            self.periodic_push_pull();
+            self.next_push_pull = now + self.config.push_pull_interval_for(self.live_count());
+        }
+        if now >= self.next_gc {
+            self.collect_tombstones(now);
+            self.next_gc = now + Duration::from_secs(1);
+        }
+    }
+
+    /// Contact up to `join_peers_max` of `seeds` (advertised addresses) with a full-state
+    /// exchange. Own address is skipped, so a seed node may list itself. Returns how many were
+    /// contacted; zero means this node starts (or stays) a cluster of its own.
+    pub fn join(&mut self, seeds: &[String]) -> usize {
+        let mut picked = BTreeSet::new();
+        let mut order = Vec::new();
+        for s in seeds {
+            if *s != self.addr && !s.is_empty() && picked.insert(s.clone()) {
+                order.push(s.clone());
+            }
+        }
+        order.truncate(self.config.join_peers_max);
+        if order.is_empty() {
+            return 0;
+        }
+        let payload = self.encode_state(Kind::PushPullRequest, true);
+        for to in &order {
+            self.stats.push_pulls_tx += 1;
+            self.push_out(Transmit {
+                to: to.clone(),
+                kind: TransmitKind::PushPull { join: true },
+                payload: payload.clone(),
+            });
+        }
+        self.join = Some(JoinAttempt {
+            pending: order.iter().cloned().collect(),
+            ..JoinAttempt::default()
+        });
+        order.len()
+    }
+
+    /// Move this node to `next` (viewer -> participant -> terminating only).
+    pub fn set_state(&mut self, next: NodeState) -> Result<(), String> {
+        let current = self.state();
+        if current == next {
+            return Ok(());
+        }
+        if !current.can_become(next) {
+            return Err(format!("a {current} node cannot become {next}"));
+        }
+        self.announce_state(next);
+        self.changed();
+        Ok(())
+    }
+
+    /// Leave gracefully: announce `left` and stop probing. Keep driving the node until
+    /// [`Node::broadcasts_pending`] is zero (bounded by the caller) so the news spreads.
+    pub fn leave(&mut self) {
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        self.probe = None;
+        self.broadcasts.push(&Update::Left {
+            name: self.name.clone(),
+            incarnation: self.incarnation,
+        });
+        self.changed();
+    }
+
+    /// A packet arrived (`POST .../message`).
+    pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) -> Result<(), WireError> {
+        let (env, body) = match wire::decode(bytes, self.config.packet_bytes_max) {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.packets_rx_failed += 1;
+                return Err(e);
+            }
+        };
+        self.stats.packets_rx += 1;
+        self.stats.bytes_rx += bytes.len() as u64;
+        let Body::Packet { primary, updates } = body else {
+            self.stats.packets_rx_failed += 1;
+            return Err(WireError::UnexpectedKind {
+                expected: "packet",
+                got: env.kind,
+            });
+        };
+        if env.cluster != self.config.cluster_name {
+            self.stats.cluster_mismatches += 1;
+            return Ok(());
+        }
+        if self.conflicts_with(&env.sender_name, &env.sender_addr).is_some() {
+            self.stats.name_conflicts += 1;
+            return Ok(());
+        }
+        if let Some(p) = primary {
+            self.handle_primary(now, &env, p);
+        }
+        for u in updates {
+            *self.stats.events_received.entry(u.event_name()).or_default() += 1;
+            self.apply(now, u);
+        }
+        Ok(())
+    }
+
+    /// A push/pull request arrived (`POST .../stream`). Returns the answer to send back: this
+    /// node's full state, or a refusal.
+    pub fn handle_push_pull(&mut self, now: Instant, bytes: &[u8]) -> Result<Vec<u8>, WireError> {
+        let (env, body) = match wire::decode(bytes, self.config.push_pull_bytes_max) {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.packets_rx_failed += 1;
+                return Err(e);
+            }
+        };
+        self.stats.push_pulls_rx += 1;
+        self.stats.bytes_rx += bytes.len() as u64;
+        let Body::PushPull { join, members } = body else {
+            self.stats.packets_rx_failed += 1;
+            return Err(WireError::UnexpectedKind {
+                expected: "push/pull request",
+                got: env.kind,
+            });
+        };
+        if env.kind != Kind::PushPullRequest {
+            self.stats.packets_rx_failed += 1;
+            return Err(WireError::UnexpectedKind {
+                expected: "push/pull request",
+                got: env.kind,
+            });
+        }
+        if env.cluster != self.config.cluster_name {
+            self.stats.cluster_mismatches += 1;
+            let rejection = Rejection::ClusterMismatch {
+                ours: self.config.cluster_name.clone(),
+                theirs: env.cluster.clone(),
+            };
+            return Ok(self.refuse(rejection, env.sender_addr));
+        }
+        if let Some(holder_addr) = self.conflicts_with(&env.sender_name, &env.sender_addr) {
+            self.stats.name_conflicts += 1;
+            let rejection = Rejection::NameConflict {
+                name: env.sender_name.clone(),
+                holder_addr,
+            };
+            return Ok(self.refuse(rejection, env.sender_addr));
+        }
+        let _ = join;
+        self.merge(now, members);
+        let reply = self.encode_state(Kind::PushPullResponse, false);
+        self.stats.bytes_tx += reply.len() as u64;
+        Ok(reply)
+    }
+
+    /// The answer to a push/pull this node sent to `from`.
+    pub fn handle_push_pull_response(
+        &mut self,
+        now: Instant,
+        from: &str,
+        bytes: &[u8],
+    ) -> Result<(), WireError> {
+        let decoded = wire::decode(bytes, self.config.push_pull_bytes_max);
+        let (env, body) = match decoded {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.packets_rx_failed += 1;
+                self.join_failed(from, &format!("bad answer: {e}"));
+                return Err(e);
+            }
+        };
+        self.stats.bytes_rx += bytes.len() as u64;
+        match body {
+            Body::Rejected(rejection) => {
+                match &rejection {
+                    Rejection::NameConflict { .. } => self.stats.name_conflicts += 1,
+                    Rejection::ClusterMismatch { .. } => self.stats.cluster_mismatches += 1,
+                }
+                let in_join = self.join.as_ref().is_some_and(|j| j.pending.contains(from));
+                if in_join && matches!(rejection, Rejection::NameConflict { .. }) {
+                    if let Some(j) = self.join.as_mut() {
+                        j.pending.remove(from);
+                    }
+                    self.push_event(Event::JoinRejected {
+                        by: from.to_string(),
+                        rejection,
+                    });
+                } else {
+                    self.join_failed(from, &rejection.to_string());
+                }
+                Ok(())
+            }
+            Body::PushPull { members, .. } if env.kind == Kind::PushPullResponse => {
+                if env.cluster != self.config.cluster_name {
+                    self.stats.cluster_mismatches += 1;
+                    self.join_failed(from, "answer from another cluster");
+                    return Ok(());
+                }
+                self.merge(now, members);
+                if let Some(j) = self.join.as_mut() {
+                    if j.pending.remove(from) && !j.succeeded {
+                        j.succeeded = true;
+                        self.push_event(Event::Joined {
+                            via: from.to_string(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            _ => {
+                self.stats.packets_rx_failed += 1;
+                self.join_failed(from, "unexpected answer");
+                Err(WireError::UnexpectedKind {
+                    expected: "push/pull response",
+                    got: env.kind,
+                })
+            }
+        }
+    }
+
+    /// The driver could not complete a push/pull with `to` (connect error, timeout, HTTP error).
+    pub fn handle_push_pull_failed(&mut self, to: &str, reason: &str) {
+        self.stats.push_pulls_failed += 1;
+        self.join_failed(to, reason);
+    }
+
+    /// The driver could not deliver a packet to `to`.
+    pub fn handle_packet_failed(&mut self, _to: &str) {
+        self.stats.packets_tx_failed += 1;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Probing
+
+    fn scaled(&self, d: Duration) -> Duration {
+        d * (self.awareness + 1)
+    }
+
+    fn adjust_awareness(&mut self, delta: i64) {
+        let max = self.config.awareness_max_multiplier as i64 - 1;
+        self.awareness = (self.awareness as i64 + delta).clamp(0, max) as u32;
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn is_probeable(&self, name: &str) -> bool {
+        self.members
+            .get(name)
+            .is_some_and(|m| matches!(m.status, Status::Alive | Status::Suspect))
+    }
+
+    fn start_probe(&mut self, now: Instant) {
+        let mut target = None;
+        for _ in 0..2 {
+            while let Some(name) = self.probe_order.pop() {
+                if self.is_probeable(&name) {
+                    target = Some(name);
+                    break;
+                }
+            }
+            if target.is_some() {
+                break;
+            }
+            // Round over: a fresh shuffled order (SWIM's round-robin over a random permutation).
+            self.probe_order = self
+                .members
+                .iter()
+                .filter(|(_, m)| matches!(m.status, Status::Alive | Status::Suspect))
+                .map(|(n, _)| n.clone())
+                .collect();
+            self.probe_order.shuffle(&mut self.rng);
+        }
+        let Some(target) = target else { return };
+        let addr = self.members[&target].addr.clone();
+        let seq = self.next_seq();
+        self.probe = Some(Probe {
+            seq,
+            target: target.clone(),
+            indirect_at: now + self.scaled(self.config.probe_timeout),
+            indirect_sent: false,
+            expected_nacks: 0,
+            nacks: 0,
+            acked: false,
+        });
+        self.send_packet(addr, Primary::Ping { seq, target });
+    }
+
+    fn send_indirect_probes(&mut self) {
+        let Some(p) = self.probe.as_ref() else { return };
+        let (seq, target) = (p.seq, p.target.clone());
+        let Some(addr) = self.members.get(&target).map(|m| m.addr.clone()) else {
+            return;
+        };
+        let mut helpers: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(n, m)| **n != target && m.status == Status::Alive)
+            .map(|(_, m)| m.addr.clone())
+            .collect();
+        helpers.shuffle(&mut self.rng);
+        helpers.truncate(self.config.indirect_checks);
+        for h in &helpers {
+            self.send_packet(
+                h.clone(),
+                Primary::IndirectPing {
+                    seq,
+                    target: target.clone(),
+                    addr: addr.clone(),
+                },
+            );
+        }
+        let p = self.probe.as_mut().expect("checked above");
+        p.indirect_sent = true;
+        p.expected_nacks = helpers.len() as u32;
+    }
+
+    fn finish_probe(&mut self, now: Instant) {
+        let Some(p) = self.probe.take() else { return };
+        if p.acked {
+            self.adjust_awareness(-1);
+            return;
+        }
+        self.stats.probes_failed += 1;
+        // Lifeguard: missing nacks mean our own network may be the problem.
+        let delta = if p.expected_nacks > 0 {
+            (p.expected_nacks - p.nacks.min(p.expected_nacks)) as i64
+        } else {
+            1
+        };
+        self.adjust_awareness(delta);
+        if let Some(m) = self.members.get(&p.target) {
+            // Already suspect: our own failed probe is an independent confirmation.
+            if matches!(m.status, Status::Alive | Status::Suspect) {
+                let incarnation = m.incarnation;
+                let from = self.name.clone();
+                self.apply(
+                    now,
+                    Update::Suspect {
+                        name: p.target,
+                        incarnation,
+                        from,
+                    },
+                );
+            }
+        }
+    }
+
+    fn handle_primary(&mut self, now: Instant, env: &Envelope, p: Primary) {
+        match p {
+            Primary::Ping { seq, target } => {
+                if target == self.name && !self.leaving {
+                    self.send_packet(env.sender_addr.clone(), Primary::Ack { seq });
+                }
+            }
+            Primary::IndirectPing { seq, target, addr } => {
+                if self.forwards.len() >= FORWARDS_MAX {
+                    return;
+                }
+                let local = self.next_seq();
+                self.forwards.insert(
+                    local,
+                    Forward {
+                        origin_addr: env.sender_addr.clone(),
+                        origin_seq: seq,
+                        deadline: now + self.config.probe_timeout,
+                    },
+                );
+                self.send_packet(addr, Primary::Ping { seq: local, target });
+            }
+            Primary::Ack { seq } => {
+                if let Some(p) = self.probe.as_mut() {
+                    if p.seq == seq {
+                        p.acked = true;
+                        return;
+                    }
+                }
+                if let Some(f) = self.forwards.remove(&seq) {
+                    self.send_packet(f.origin_addr, Primary::Ack { seq: f.origin_seq });
+                }
+            }
+            Primary::Nack { seq } => {
+                if let Some(p) = self.probe.as_mut() {
+                    if p.seq == seq {
+                        p.nacks += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Dissemination
+
+    fn gossip(&mut self, now: Instant) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        let mut targets: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| match m.status {
+                Status::Alive | Status::Suspect => true,
+                Status::Dead => now.saturating_since(m.since) < self.config.gossip_to_the_dead,
+                Status::Left => false,
+            })
+            .map(|m| m.addr.clone())
+            .collect();
+        targets.shuffle(&mut self.rng);
+        targets.truncate(self.config.gossip_nodes);
+        for to in targets {
+            let updates = self.take_broadcasts(0);
+            if updates.is_empty() {
+                break;
+            }
+            let refs: Vec<&[u8]> = updates.iter().map(|u| u.as_slice()).collect();
+            let payload = wire::encode_packet(&self.envelope(Kind::Packet), None, &refs);
+            self.push_out(Transmit {
+                to,
+                kind: TransmitKind::Packet,
+                payload,
+            });
+        }
+    }
+
+    fn take_broadcasts(&mut self, primary_bytes: usize) -> Vec<Vec<u8>> {
+        let overhead = 16 + 3 * wire::STR_BYTES_MAX.min(64) + primary_bytes;
+        let budget = self.config.gossip_packet_bytes_max.saturating_sub(overhead);
+        let limit = self.config.retransmit_limit(self.live_count());
+        let out = self.broadcasts.take(budget, limit);
+        self.stats.broadcasts_dropped = self.broadcasts.dropped;
+        out
+    }
+
+    fn send_packet(&mut self, to: String, primary: Primary) {
+        let updates = self.take_broadcasts(32);
+        let refs: Vec<&[u8]> = updates.iter().map(|u| u.as_slice()).collect();
+        let payload = wire::encode_packet(&self.envelope(Kind::Packet), Some(&primary), &refs);
+        self.push_out(Transmit {
+            to,
+            kind: TransmitKind::Packet,
+            payload,
+        });
+    }
+
+    fn push_out(&mut self, t: Transmit) {
+        if t.kind == TransmitKind::Packet {
+            self.stats.packets_tx += 1;
+        }
+        self.stats.bytes_tx += t.payload.len() as u64;
+        if self.outbox.len() >= self.config.outbox_max {
+            self.outbox.pop_front();
+            self.stats.outbox_dropped += 1;
+        }
+        self.outbox.push_back(t);
+    }
+
+    fn periodic_push_pull(&mut self) {
+        let mut candidates: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.status == Status::Alive)
+            .map(|m| m.addr.clone())
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        candidates.sort();
+        let to = candidates[self.rng.gen_range(0..candidates.len())].clone();
+        let payload = self.encode_state(Kind::PushPullRequest, false);
+        self.stats.push_pulls_tx += 1;
+        self.push_out(Transmit {
+            to,
+            kind: TransmitKind::PushPull { join: false },
+            payload,
+        });
+    }
+
+    fn envelope(&self, kind: Kind) -> Envelope {
+        Envelope {
+            kind,
+            cluster: self.config.cluster_name.clone(),
+            sender_name: self.name.clone(),
+            sender_addr: self.addr.clone(),
+        }
+    }
+
+    fn encode_state(&self, kind: Kind, join: bool) -> Vec<u8> {
+        let records: Vec<MemberRecord> = self
+            .members()
+            .into_iter()
+            .map(|m| MemberRecord {
+                state: self.states.get(&m.name).copied(),
+                name: m.name,
+                addr: m.addr,
+                incarnation: m.incarnation,
+                status: m.status,
+            })
+            .collect();
+        wire::encode_push_pull(&self.envelope(kind), join, &records)
+    }
+
+    fn refuse(&mut self, rejection: Rejection, from: String) -> Vec<u8> {
+        let bytes = wire::encode_rejected(&self.envelope(Kind::Rejected), &rejection);
+        self.push_event(Event::RefusedJoin { rejection, from });
+        bytes
+    }
+
+    fn join_failed(&mut self, to: &str, reason: &str) {
+        let Some(j) = self.join.as_mut() else { return };
+        if !j.pending.remove(to) {
+            return;
+        }
+        j.errors.push((to.to_string(), reason.to_string()));
+        if j.pending.is_empty() && !j.succeeded {
+            let errors = j.errors.clone();
+            self.push_event(Event::JoinFailed { errors });
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Applying updates
+
+    /// If `name`@`addr` clashes with a live holder of that name, the holder's address.
+    fn conflicts_with(&self, name: &str, addr: &str) -> Option<String> {
+        if name == self.name {
+            return (addr != self.addr).then(|| self.addr.clone());
+        }
+        let m = self.members.get(name)?;
+        (matches!(m.status, Status::Alive | Status::Suspect) && m.addr != addr)
+            .then(|| m.addr.clone())
+    }
+
+    fn merge(&mut self, now: Instant, records: Vec<MemberRecord>) {
+        for r in records {
+            match r.status {
+                Status::Alive => self.apply(
+                    now,
+                    Update::Alive {
+                        name: r.name.clone(),
+                        addr: r.addr,
+                        incarnation: r.incarnation,
+                    },
+                ),
+                // A peer's verdict of death is only a suspicion here: we do not trust it
+                // blindly (memberlist does the same).
+                Status::Suspect | Status::Dead => {
+                    let from = self.name.clone();
+                    self.apply(
+                        now,
+                        Update::Suspect {
+                            name: r.name.clone(),
+                            incarnation: r.incarnation,
+                            from,
+                        },
+                    )
+                }
+                Status::Left => self.apply(
+                    now,
+                    Update::Left {
+                        name: r.name.clone(),
+                        incarnation: r.incarnation,
+                    },
+                ),
+            }
+            if let Some((state, lamport)) = r.state {
+                self.apply(
+                    now,
+                    Update::State {
+                        name: r.name,
+                        state,
+                        lamport,
+                    },
+                );
+            }
+        }
+    }
+
+    fn refute(&mut self, seen_incarnation: u64) {
+        self.incarnation = self.incarnation.max(seen_incarnation) + 1;
+        self.stats.refutations += 1;
+        self.adjust_awareness(1);
+        self.announce_alive();
+        self.changed();
+    }
+
+    fn announce_alive(&mut self) {
+        self.broadcasts.push(&Update::Alive {
+            name: self.name.clone(),
+            addr: self.addr.clone(),
+            incarnation: self.incarnation,
+        });
+    }
+
+    fn announce_state(&mut self, state: NodeState) {
+        let t = self.lamport.tick();
+        self.states.insert(self.name.clone(), (state, t));
+        self.broadcasts.push(&Update::State {
+            name: self.name.clone(),
+            state,
+            lamport: t,
+        });
+    }
+
+    fn make_room(&mut self) -> bool {
+        if self.members.len() < self.config.members_max - 1 {
+            return true;
+        }
+        // Forget the oldest tombstone to make room.
+        let oldest = self
+            .members
+            .iter()
+            .filter(|(_, m)| matches!(m.status, Status::Dead | Status::Left))
+            .min_by_key(|(n, m)| (m.since, (*n).clone()))
+            .map(|(n, _)| n.clone());
+        match oldest {
+            Some(n) => {
+                self.members.remove(&n);
+                self.states.remove(&n);
+                true
+            }
+            None => {
+                self.stats.members_refused_full += 1;
+                false
+            }
+        }
+    }
+
+    fn apply(&mut self, now: Instant, u: Update) {
+        let is_me = u.subject() == self.name;
+        match u {
+            Update::Alive {
+                name,
+                addr,
+                incarnation,
+            } => {
+                if is_me {
+                    if addr != self.addr {
+                        self.stats.name_conflicts += 1;
+                    } else if incarnation > self.incarnation && !self.leaving {
+                        // An earlier run of this node announced a higher incarnation.
+                        self.refute(incarnation);
+                    }
+                    return;
+                }
+                match self.members.get_mut(&name) {
+                    None => {
+                        if !self.make_room() {
+                            return;
+                        }
+                        self.members.insert(
+                            name.clone(),
+                            Member {
+                                addr: addr.clone(),
+                                incarnation,
+                                status: Status::Alive,
+                                since: now,
+                            },
+                        );
+                    }
+                    Some(m) => {
+                        if matches!(m.status, Status::Alive | Status::Suspect) && m.addr != addr {
+                            self.stats.name_conflicts += 1;
+                            return;
+                        }
+                        if incarnation <= m.incarnation {
+                            return;
+                        }
+                        m.addr = addr.clone();
+                        m.incarnation = incarnation;
+                        m.status = Status::Alive;
+                        m.since = now;
+                        self.suspicions.remove(&name);
+                    }
+                }
+                self.broadcasts.push(&Update::Alive {
+                    name,
+                    addr,
+                    incarnation,
+                });
+                self.changed();
+            }
+            Update::Suspect {
+                name,
+                incarnation,
+                from,
+            } => {
+                if is_me {
+                    if !self.leaving && incarnation >= self.incarnation {
+                        self.refute(incarnation);
+                    }
+                    return;
+                }
+                let n = self.live_count();
+                let Some(m) = self.members.get_mut(&name) else { return };
+                if incarnation < m.incarnation || matches!(m.status, Status::Dead | Status::Left)
+                {
+                    return;
+                }
+                if m.status == Status::Suspect {
+                    m.incarnation = incarnation;
+                    let confirmed = self
+                        .suspicions
+                        .get_mut(&name)
+                        .is_some_and(|s| s.confirm(&from));
+                    if confirmed {
+                        self.broadcasts.push(&Update::Suspect {
+                            name,
+                            incarnation,
+                            from,
+                        });
+                    }
+                    return;
+                }
+                m.status = Status::Suspect;
+                m.incarnation = incarnation;
+                m.since = now;
+                let (min, max) = self.config.suspicion_timeouts(n);
+                let expected = self.config.suspicion_mult.saturating_sub(2);
+                let k = if n.saturating_sub(2) < expected as usize {
+                    0
+                } else {
+                    expected
+                };
+                self.suspicions.insert(
+                    name.clone(),
+                    Suspicion::new(incarnation, &from, now, min, max, k),
+                );
+                self.broadcasts.push(&Update::Suspect {
+                    name,
+                    incarnation,
+                    from,
+                });
+                self.changed();
+            }
+            Update::Dead {
+                name,
+                incarnation,
+                from,
+            } => {
+                if is_me {
+                    if !self.leaving && incarnation >= self.incarnation {
+                        self.refute(incarnation);
+                    }
+                    return;
+                }
+                let Some(m) = self.members.get_mut(&name) else { return };
+                if incarnation < m.incarnation || matches!(m.status, Status::Dead | Status::Left)
+                {
+                    return;
+                }
+                m.status = Status::Dead;
+                m.incarnation = incarnation;
+                m.since = now;
+                self.suspicions.remove(&name);
+                self.broadcasts.push(&Update::Dead {
+                    name,
+                    incarnation,
+                    from,
+                });
+                self.changed();
+            }
+            Update::Left { name, incarnation } => {
+                if is_me {
+                    if !self.leaving && incarnation >= self.incarnation {
+                        self.refute(incarnation);
+                    }
+                    return;
+                }
+                match self.members.get_mut(&name) {
+                    None => return,
+                    Some(m) => {
+                        if incarnation < m.incarnation || m.status == Status::Left {
+                            return;
+                        }
+                        m.status = Status::Left;
+                        m.incarnation = incarnation;
+                        m.since = now;
+                    }
+                }
+                self.suspicions.remove(&name);
+                self.broadcasts.push(&Update::Left { name, incarnation });
+                self.changed();
+            }
+            Update::State {
+                name,
+                state,
+                lamport,
+            } => {
+                self.lamport.observe(lamport);
+                let known = self.states.get(&name).copied();
+                if is_me {
+                    let (mine, my_time) = known.expect("own state is always present");
+                    if lamport > my_time || (lamport == my_time && state != mine) {
+                        // A message about us from an earlier run: restate the truth, newer.
+                        self.stats.refutations += 1;
+                        self.announce_state(mine);
+                    }
+                    return;
+                }
+                if known.is_some_and(|(_, t)| t >= lamport) {
+                    return;
+                }
+                if known.is_none()
+                    && !self.members.contains_key(&name)
+                    && self.states.len() >= self.config.members_max
+                {
+                    self.stats.members_refused_full += 1;
+                    return;
+                }
+                self.states.insert(name.clone(), (state, lamport));
+                self.broadcasts.push(&Update::State {
+                    name,
+                    state,
+                    lamport,
+                });
+                self.changed();
+            }
+        }
+    }
+
+    fn collect_tombstones(&mut self, now: Instant) {
+        let ttl = self.config.tombstone_ttl;
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                matches!(m.status, Status::Dead | Status::Left) && now.saturating_since(m.since) >= ttl
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in expired {
+            self.members.remove(&n);
+            self.states.remove(&n);
+        }
+        // States heard for names we never saw alive are dropped with the same delay.
+        let orphans: Vec<String> = self
+            .states
+            .keys()
+            .filter(|n| **n != self.name && !self.members.contains_key(*n))
+            .cloned()
+            .collect();
+        if self.states.len() > self.config.members_max / 2 {
+            for n in orphans {
+                self.states.remove(&n);
+            }
+        }
+    }
+
+    fn changed(&mut self) {
+        self.view_version += 1;
+        if self.events.back() != Some(&Event::MembershipChanged) {
+            self.push_event(Event::MembershipChanged);
+        }
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if self.events.len() >= EVENTS_MAX {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+}

@@ -1,0 +1,817 @@
+//! The wire format: versioned, compact, bounded.
+//!
+//! Every message starts with an envelope: magic `CK`, format version, kind, cluster name and the
+//! sender's name and advertised address. Integers are LEB128 varints, strings are a varint
+//! length (at most [`STR_BYTES_MAX`]) and UTF-8 bytes, lists are a varint count bounded by what
+//! the remaining bytes could hold. Decoding never panics and never allocates more than the input
+//! justifies; anything malformed is a [`WireError`].
+//!
+//! This module owns bytes <-> values only. It does not decide what a message means.
+
+use std::fmt;
+
+use crate::state::NodeState;
+
+/// First bytes of every message.
+pub const MAGIC: [u8; 2] = *b"CK";
+/// Format version written by this build; others are refused with [`WireError::Version`].
+pub const VERSION: u8 = 1;
+/// Longest name, address or cluster name (bytes).
+pub const STR_BYTES_MAX: usize = 255;
+/// HTTP content type of every body.
+pub const CONTENT_TYPE: &str = "application/x.ckit";
+
+/// What a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Packet = 1,
+    PushPullRequest = 2,
+    PushPullResponse = 3,
+    Rejected = 4,
+}
+
+/// Who sent a message and for which cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub kind: Kind,
+    pub cluster: String,
+    pub sender_name: String,
+    pub sender_addr: String,
+}
+
+/// The request part of a packet; gossip updates ride along with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Primary {
+    /// Are you alive? `target` is the name the sender believes it is probing.
+    Ping { seq: u32, target: String },
+    /// Please probe `target` at `addr` for me and answer with my `seq`.
+    IndirectPing {
+        seq: u32,
+        target: String,
+        addr: String,
+    },
+    Ack { seq: u32 },
+    /// An indirect prober could not reach the target (Lifeguard).
+    Nack { seq: u32 },
+}
+
+/// Membership member status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Alive = 0,
+    Suspect = 1,
+    Dead = 2,
+    Left = 3,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Alive => "alive",
+            Status::Suspect => "suspect",
+            Status::Dead => "dead",
+            Status::Left => "left",
+        }
+    }
+
+    fn from_wire(b: u8) -> Option<Status> {
+        Some(match b {
+            0 => Status::Alive,
+            1 => Status::Suspect,
+            2 => Status::Dead,
+            3 => Status::Left,
+            _ => return None,
+        })
+    }
+}
+
+/// A gossiped change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    Alive {
+        name: String,
+        addr: String,
+        incarnation: u64,
+    },
+    Suspect {
+        name: String,
+        incarnation: u64,
+        from: String,
+    },
+    Dead {
+        name: String,
+        incarnation: u64,
+        from: String,
+    },
+    Left { name: String, incarnation: u64 },
+    /// ckit node state with its Lamport time.
+    State {
+        name: String,
+        state: NodeState,
+        lamport: u64,
+    },
+}
+
+impl Update {
+    /// The member this update is about.
+    pub fn subject(&self) -> &str {
+        match self {
+            Update::Alive { name, .. }
+            | Update::Suspect { name, .. }
+            | Update::Dead { name, .. }
+            | Update::Left { name, .. }
+            | Update::State { name, .. } => name,
+        }
+    }
+
+    /// Short name used in metrics (`cluster_node_gossip_received_events_total{event}`).
+    pub fn event_name(&self) -> &'static str {
+        match self {
+            Update::Alive { .. } => "alive",
+            Update::Suspect { .. } => "suspect",
+            Update::Dead { .. } => "dead",
+            Update::Left { .. } => "left",
+            Update::State { .. } => "node_state",
+        }
+    }
+}
+
+/// One member in a full-state exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub name: String,
+    pub addr: String,
+    pub incarnation: u64,
+    pub status: Status,
+    /// Node state and its Lamport time; `None` if never heard.
+    pub state: Option<(NodeState, u64)>,
+}
+
+/// Why a push/pull was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The joining node's name is held by a live member at another address.
+    NameConflict {
+        name: String,
+        holder_addr: String,
+    },
+    /// The joining node belongs to another cluster.
+    ClusterMismatch { ours: String, theirs: String },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::NameConflict { name, holder_addr } => write!(
+                f,
+                "node name {name:?} is already used by a live member at {holder_addr}; \
+                 choose another --cluster.node-name or wait until that node has left"
+            ),
+            Rejection::ClusterMismatch { ours, theirs } => write!(
+                f,
+                "peer belongs to cluster {ours:?} but this node is in cluster {theirs:?} \
+                 (--cluster.name)"
+            ),
+        }
+    }
+}
+
+/// A decoded message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Packet {
+        primary: Option<Primary>,
+        updates: Vec<Update>,
+    },
+    PushPull {
+        join: bool,
+        members: Vec<MemberRecord>,
+    },
+    Rejected(Rejection),
+}
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    TooLarge { len: usize, max: usize },
+    Truncated { what: &'static str },
+    BadMagic,
+    Version { got: u8 },
+    BadTag { what: &'static str, tag: u8 },
+    BadString { what: &'static str },
+    BadVarint,
+    TrailingBytes { count: usize },
+    UnexpectedKind { expected: &'static str, got: Kind },
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::TooLarge { len, max } => {
+                write!(f, "message of {len} bytes exceeds the limit of {max} bytes")
+            }
+            WireError::Truncated { what } => write!(f, "message truncated while reading {what}"),
+            WireError::BadMagic => write!(f, "not a cluster message (bad magic bytes)"),
+            WireError::Version { got } => write!(
+                f,
+                "unsupported wire format version {got} (this node speaks version {VERSION})"
+            ),
+            WireError::BadTag { what, tag } => write!(f, "unknown {what} tag {tag}"),
+            WireError::BadString { what } => {
+                write!(f, "{what} is not valid UTF-8 or longer than {STR_BYTES_MAX} bytes")
+            }
+            WireError::BadVarint => write!(f, "malformed varint"),
+            WireError::TrailingBytes { count } => {
+                write!(f, "{count} unexpected bytes after the message")
+            }
+            WireError::UnexpectedKind { expected, got } => {
+                write!(f, "expected a {expected} message, got {got:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/// Appends wire values to a buffer.
+#[derive(Debug, Default)]
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new(env: &Envelope) -> Self {
+        let mut w = Writer {
+            buf: Vec::with_capacity(128),
+        };
+        w.buf.extend_from_slice(&MAGIC);
+        w.buf.push(VERSION);
+        w.buf.push(env.kind as u8);
+        w.str(&env.cluster);
+        w.str(&env.sender_name);
+        w.str(&env.sender_addr);
+        w
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    pub fn varint(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.buf.push(byte);
+                return;
+            }
+            self.buf.push(byte | 0x80);
+        }
+    }
+
+    /// Strings longer than [`STR_BYTES_MAX`] are a bug in the caller: names and addresses are
+    /// validated where they enter the node.
+    pub fn str(&mut self, s: &str) {
+        debug_assert!(s.len() <= STR_BYTES_MAX, "string too long for the wire: {s:?}");
+        let bytes = &s.as_bytes()[..s.len().min(STR_BYTES_MAX)];
+        self.varint(bytes.len() as u64);
+        self.buf.extend_from_slice(bytes);
+    }
+
+    pub fn primary(&mut self, p: Option<&Primary>) {
+        match p {
+            None => self.u8(0),
+            Some(Primary::Ping { seq, target }) => {
+                self.u8(1);
+                self.varint(*seq as u64);
+                self.str(target);
+            }
+            Some(Primary::IndirectPing { seq, target, addr }) => {
+                self.u8(2);
+                self.varint(*seq as u64);
+                self.str(target);
+                self.str(addr);
+            }
+            Some(Primary::Ack { seq }) => {
+                self.u8(3);
+                self.varint(*seq as u64);
+            }
+            Some(Primary::Nack { seq }) => {
+                self.u8(4);
+                self.varint(*seq as u64);
+            }
+        }
+    }
+
+    /// Append one already-encoded update (see [`encode_update`]).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
+/// Encode one update on its own, so the broadcast queue can size and reuse it.
+pub fn encode_update(u: &Update) -> Vec<u8> {
+    let mut w = Writer { buf: Vec::new() };
+    match u {
+        Update::Alive {
+            name,
+            addr,
+            incarnation,
+        } => {
+            w.u8(1);
+            w.str(name);
+            w.str(addr);
+            w.varint(*incarnation);
+        }
+        Update::Suspect {
+            name,
+            incarnation,
+            from,
+        } => {
+            w.u8(2);
+            w.str(name);
+            w.varint(*incarnation);
+            w.str(from);
+        }
+        Update::Dead {
+            name,
+            incarnation,
+            from,
+        } => {
+            w.u8(3);
+            w.str(name);
+            w.varint(*incarnation);
+            w.str(from);
+        }
+        Update::Left { name, incarnation } => {
+            w.u8(4);
+            w.str(name);
+            w.varint(*incarnation);
+        }
+        Update::State {
+            name,
+            state,
+            lamport,
+        } => {
+            w.u8(5);
+            w.str(name);
+            w.u8(state.to_wire());
+            w.varint(*lamport);
+        }
+    }
+    w.buf
+}
+
+/// Encode a packet: envelope, primary, then the pre-encoded updates.
+pub fn encode_packet(env: &Envelope, primary: Option<&Primary>, updates: &[&[u8]]) -> Vec<u8> {
+    let mut w = Writer::new(env);
+    w.primary(primary);
+    w.varint(updates.len() as u64);
+    for u in updates {
+        w.raw(u);
+    }
+    w.finish()
+}
+
+/// Encode a full-state exchange.
+pub fn encode_push_pull(env: &Envelope, join: bool, members: &[MemberRecord]) -> Vec<u8> {
+    let mut w = Writer::new(env);
+    w.u8(join as u8);
+    w.varint(members.len() as u64);
+    for m in members {
+        w.str(&m.name);
+        w.str(&m.addr);
+        w.varint(m.incarnation);
+        w.u8(m.status as u8);
+        match m.state {
+            None => w.u8(0xff),
+            Some((s, t)) => {
+                w.u8(s.to_wire());
+                w.varint(t);
+            }
+        }
+    }
+    w.finish()
+}
+
+/// Encode a refusal.
+pub fn encode_rejected(env: &Envelope, r: &Rejection) -> Vec<u8> {
+    let mut w = Writer::new(env);
+    match r {
+        Rejection::NameConflict { name, holder_addr } => {
+            w.u8(1);
+            w.str(name);
+            w.str(holder_addr);
+        }
+        Rejection::ClusterMismatch { ours, theirs } => {
+            w.u8(2);
+            w.str(ours);
+            w.str(theirs);
+        }
+    }
+    w.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
+        let b = *self.buf.get(self.pos).ok_or(WireError::Truncated { what })?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self, what: &'static str) -> Result<u64, WireError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.u8(what)?;
+            let part = (b & 0x7f) as u64;
+            if i == 9 && part > 1 {
+                return Err(WireError::BadVarint);
+            }
+            v |= part << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(WireError::BadVarint)
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
+        u32::try_from(self.varint(what)?).map_err(|_| WireError::BadVarint)
+    }
+
+    fn str(&mut self, what: &'static str) -> Result<String, WireError> {
+        let len = self.varint(what)? as usize;
+        if len > STR_BYTES_MAX {
+            return Err(WireError::BadString { what });
+        }
+        if len > self.remaining() {
+            return Err(WireError::Truncated { what });
+        }
+        let bytes = &self.buf[self.pos..self.pos + len];
+        self.pos += len;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| WireError::BadString { what })
+    }
+
+    /// A list count, bounded by what the remaining bytes could hold at `min_item_bytes` each.
+    fn count(&mut self, what: &'static str, min_item_bytes: usize) -> Result<usize, WireError> {
+        let n = self.varint(what)? as usize;
+        if n.saturating_mul(min_item_bytes) > self.remaining() {
+            return Err(WireError::Truncated { what });
+        }
+        Ok(n)
+    }
+
+    fn state(&mut self) -> Result<NodeState, WireError> {
+        let tag = self.u8("node state")?;
+        NodeState::from_wire(tag).ok_or(WireError::BadTag {
+            what: "node state",
+            tag,
+        })
+    }
+
+    fn update(&mut self) -> Result<Update, WireError> {
+        let tag = self.u8("update tag")?;
+        Ok(match tag {
+            1 => Update::Alive {
+                name: self.str("alive.name")?,
+                addr: self.str("alive.addr")?,
+                incarnation: self.varint("alive.incarnation")?,
+            },
+            2 => Update::Suspect {
+                name: self.str("suspect.name")?,
+                incarnation: self.varint("suspect.incarnation")?,
+                from: self.str("suspect.from")?,
+            },
+            3 => Update::Dead {
+                name: self.str("dead.name")?,
+                incarnation: self.varint("dead.incarnation")?,
+                from: self.str("dead.from")?,
+            },
+            4 => Update::Left {
+                name: self.str("left.name")?,
+                incarnation: self.varint("left.incarnation")?,
+            },
+            5 => Update::State {
+                name: self.str("state.name")?,
+                state: self.state()?,
+                lamport: self.varint("state.lamport")?,
+            },
+            tag => return Err(WireError::BadTag { what: "update", tag }),
+        })
+    }
+}
+
+/// Decode a whole message of at most `max_bytes`.
+pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireError> {
+    if bytes.len() > max_bytes {
+        return Err(WireError::TooLarge {
+            len: bytes.len(),
+            max: max_bytes,
+        });
+    }
+    let mut r = Reader { buf: bytes, pos: 0 };
+    if r.remaining() < 2 || bytes[..2] != MAGIC {
+        return Err(WireError::BadMagic);
+    }
+    r.pos = 2;
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(WireError::Version { got: version });
+    }
+    let kind = match r.u8("kind")? {
+        1 => Kind::Packet,
+        2 => Kind::PushPullRequest,
+        3 => Kind::PushPullResponse,
+        4 => Kind::Rejected,
+        tag => return Err(WireError::BadTag { what: "kind", tag }),
+    };
+    let env = Envelope {
+        kind,
+        cluster: r.str("cluster name")?,
+        sender_name: r.str("sender name")?,
+        sender_addr: r.str("sender address")?,
+    };
+    let body = match kind {
+        Kind::Packet => {
+            let primary = match r.u8("primary tag")? {
+                0 => None,
+                1 => Some(Primary::Ping {
+                    seq: r.u32("ping.seq")?,
+                    target: r.str("ping.target")?,
+                }),
+                2 => Some(Primary::IndirectPing {
+                    seq: r.u32("indirect.seq")?,
+                    target: r.str("indirect.target")?,
+                    addr: r.str("indirect.addr")?,
+                }),
+                3 => Some(Primary::Ack {
+                    seq: r.u32("ack.seq")?,
+                }),
+                4 => Some(Primary::Nack {
+                    seq: r.u32("nack.seq")?,
+                }),
+                tag => return Err(WireError::BadTag { what: "primary", tag }),
+            };
+            let n = r.count("update count", 3)?;
+            let mut updates = Vec::with_capacity(n);
+            for _ in 0..n {
+                updates.push(r.update()?);
+            }
+            Body::Packet { primary, updates }
+        }
+        Kind::PushPullRequest | Kind::PushPullResponse => {
+            let join = match r.u8("join flag")? {
+                0 => false,
+                1 => true,
+                tag => return Err(WireError::BadTag { what: "join flag", tag }),
+            };
+            let n = r.count("member count", 5)?;
+            let mut members = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = r.str("member.name")?;
+                let addr = r.str("member.addr")?;
+                let incarnation = r.varint("member.incarnation")?;
+                let tag = r.u8("member.status")?;
+                let status = Status::from_wire(tag).ok_or(WireError::BadTag {
+                    what: "member status",
+                    tag,
+                })?;
+                let state = match r.u8("member.state")? {
+                    0xff => None,
+                    tag => {
+                        let s = NodeState::from_wire(tag).ok_or(WireError::BadTag {
+                            what: "node state",
+                            tag,
+                        })?;
+                        Some((s, r.varint("member.lamport")?))
+                    }
+                };
+                members.push(MemberRecord {
+                    name,
+                    addr,
+                    incarnation,
+                    status,
+                    state,
+                });
+            }
+            Body::PushPull { join, members }
+        }
+        Kind::Rejected => Body::Rejected(match r.u8("rejection tag")? {
+            1 => Rejection::NameConflict {
+                name: r.str("conflict.name")?,
+                holder_addr: r.str("conflict.holder_addr")?,
+            },
+            2 => Rejection::ClusterMismatch {
+                ours: r.str("mismatch.ours")?,
+                theirs: r.str("mismatch.theirs")?,
+            },
+            tag => return Err(WireError::BadTag { what: "rejection", tag }),
+        }),
+    };
+    if r.remaining() != 0 {
+        return Err(WireError::TrailingBytes {
+            count: r.remaining(),
+        });
+    }
+    Ok((env, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn env(kind: Kind) -> Envelope {
+        Envelope {
+            kind,
+            cluster: "prod".into(),
+            sender_name: "node-1".into(),
+            sender_addr: "10.0.0.1:12345".into(),
+        }
+    }
+
+    fn all_updates() -> Vec<Update> {
+        vec![
+            Update::Alive {
+                name: "a".into(),
+                addr: "1.2.3.4:5".into(),
+                incarnation: 3,
+            },
+            Update::Suspect {
+                name: "b".into(),
+                incarnation: 300,
+                from: "a".into(),
+            },
+            Update::Dead {
+                name: "c".into(),
+                incarnation: u64::MAX,
+                from: "a".into(),
+            },
+            Update::Left {
+                name: "d".into(),
+                incarnation: 0,
+            },
+            Update::State {
+                name: "e".into(),
+                state: NodeState::Terminating,
+                lamport: 1 << 40,
+            },
+        ]
+    }
+
+    #[test]
+    fn packet_round_trips_with_every_primary_and_update() {
+        let primaries = [
+            None,
+            Some(Primary::Ping {
+                seq: 7,
+                target: "node-2".into(),
+            }),
+            Some(Primary::IndirectPing {
+                seq: u32::MAX,
+                target: "node-3".into(),
+                addr: "[::1]:80".into(),
+            }),
+            Some(Primary::Ack { seq: 0 }),
+            Some(Primary::Nack { seq: 99 }),
+        ];
+        let encoded: Vec<Vec<u8>> = all_updates().iter().map(encode_update).collect();
+        let refs: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
+        for p in primaries {
+            let bytes = encode_packet(&env(Kind::Packet), p.as_ref(), &refs);
+            let (e, body) = decode(&bytes, 1 << 16).unwrap();
+            assert_eq!(e, env(Kind::Packet));
+            assert_eq!(
+                body,
+                Body::Packet {
+                    primary: p.clone(),
+                    updates: all_updates()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn push_pull_and_rejection_round_trip() {
+        let members = vec![
+            MemberRecord {
+                name: "a".into(),
+                addr: "x:1".into(),
+                incarnation: 1,
+                status: Status::Suspect,
+                state: Some((NodeState::Participant, 12)),
+            },
+            MemberRecord {
+                name: "b".into(),
+                addr: "y:2".into(),
+                incarnation: 0,
+                status: Status::Left,
+                state: None,
+            },
+        ];
+        let bytes = encode_push_pull(&env(Kind::PushPullRequest), true, &members);
+        let (_, body) = decode(&bytes, 1 << 16).unwrap();
+        assert_eq!(body, Body::PushPull { join: true, members });
+
+        let r = Rejection::NameConflict {
+            name: "node-1".into(),
+            holder_addr: "10.0.0.9:12345".into(),
+        };
+        let bytes = encode_rejected(&env(Kind::Rejected), &r);
+        assert_eq!(decode(&bytes, 1 << 16).unwrap().1, Body::Rejected(r));
+    }
+
+    #[test]
+    fn oversized_foreign_and_future_messages_are_rejected() {
+        let bytes = encode_packet(&env(Kind::Packet), None, &[]);
+        assert!(matches!(
+            decode(&bytes, 4),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert_eq!(decode(b"GET / HTTP/1.1", 100), Err(WireError::BadMagic));
+        let mut future = bytes.clone();
+        future[2] = 9;
+        assert_eq!(decode(&future, 100), Err(WireError::Version { got: 9 }));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(
+            decode(&trailing, 100),
+            Err(WireError::TrailingBytes { count: 1 })
+        );
+    }
+
+    #[test]
+    fn a_huge_declared_count_is_refused_before_allocating() {
+        let mut w = Writer::new(&env(Kind::PushPullRequest));
+        w.u8(0);
+        w.varint(u64::MAX / 2);
+        let bytes = w.finish();
+        assert!(matches!(
+            decode(&bytes, 1 << 20),
+            Err(WireError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn every_truncation_of_a_valid_message_is_an_error() {
+        let encoded: Vec<Vec<u8>> = all_updates().iter().map(encode_update).collect();
+        let refs: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
+        let bytes = encode_packet(
+            &env(Kind::Packet),
+            Some(&Primary::Ping {
+                seq: 1,
+                target: "t".into(),
+            }),
+            &refs,
+        );
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut], 1 << 16).is_err(), "cut at {cut}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes, 1 << 16);
+        }
+
+        #[test]
+        fn mutated_valid_messages_never_panic(pos in 0usize..200, val in any::<u8>()) {
+            let encoded: Vec<Vec<u8>> = all_updates().iter().map(encode_update).collect();
+            let refs: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
+            let mut bytes = encode_packet(&env(Kind::Packet), None, &refs);
+            let i = pos % bytes.len();
+            bytes[i] = val;
+            let _ = decode(&bytes, 1 << 16);
+        }
+    }
+}
