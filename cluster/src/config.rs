@@ -153,7 +153,8 @@ impl Config {
         if self.awareness_max_multiplier == 0 {
             return err("awareness_max_multiplier", "must not be zero");
         }
-        if self.gossip_packet_bytes_max < 512 || self.gossip_packet_bytes_max > self.packet_bytes_max
+        if self.gossip_packet_bytes_max < 512
+            || self.gossip_packet_bytes_max > self.packet_bytes_max
         {
             return err(
                 "gossip_packet_bytes_max",

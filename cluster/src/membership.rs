@@ -311,7 +311,11 @@ impl Node {
             name: self.name.clone(),
             addr: self.addr.clone(),
             incarnation: self.incarnation,
-            status: if self.leaving { Status::Left } else { Status::Alive },
+            status: if self.leaving {
+                Status::Left
+            } else {
+                Status::Alive
+            },
             state,
             lamport,
             is_self: true,
@@ -379,7 +383,8 @@ impl Node {
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         // Indirect probes once the direct ack is late.
-        let need_indirect = matches!(&self.probe, Some(p) if !p.acked && !p.indirect_sent && now >= p.indirect_at);
+        let need_indirect =
+            matches!(&self.probe, Some(p) if !p.acked && !p.indirect_sent && now >= p.indirect_at);
         if need_indirect {
             self.send_indirect_probes();
         }
@@ -517,7 +522,10 @@ impl Node {
             self.stats.cluster_mismatches += 1;
             return Ok(());
         }
-        if self.conflicts_with(&env.sender_name, &env.sender_addr).is_some() {
+        if self
+            .conflicts_with(&env.sender_name, &env.sender_addr)
+            .is_some()
+        {
             self.stats.name_conflicts += 1;
             return Ok(());
         }
@@ -525,7 +533,11 @@ impl Node {
             self.handle_primary(now, &env, p);
         }
         for u in updates {
-            *self.stats.events_received.entry(u.event_name()).or_default() += 1;
+            *self
+                .stats
+                .events_received
+                .entry(u.event_name())
+                .or_default() += 1;
             self.apply(now, u);
         }
         Ok(())
@@ -1121,9 +1133,10 @@ impl Node {
                     return;
                 }
                 let n = self.live_count();
-                let Some(m) = self.members.get_mut(&name) else { return };
-                if incarnation < m.incarnation || matches!(m.status, Status::Dead | Status::Left)
-                {
+                let Some(m) = self.members.get_mut(&name) else {
+                    return;
+                };
+                if incarnation < m.incarnation || matches!(m.status, Status::Dead | Status::Left) {
                     return;
                 }
                 if m.status == Status::Suspect {
@@ -1173,9 +1186,10 @@ impl Node {
                     }
                     return;
                 }
-                let Some(m) = self.members.get_mut(&name) else { return };
-                if incarnation < m.incarnation || matches!(m.status, Status::Dead | Status::Left)
-                {
+                let Some(m) = self.members.get_mut(&name) else {
+                    return;
+                };
+                if incarnation < m.incarnation || matches!(m.status, Status::Dead | Status::Left) {
                     return;
                 }
                 m.status = Status::Dead;
@@ -1254,7 +1268,8 @@ impl Node {
             .members
             .iter()
             .filter(|(_, m)| {
-                matches!(m.status, Status::Dead | Status::Left) && now.saturating_since(m.since) >= ttl
+                matches!(m.status, Status::Dead | Status::Left)
+                    && now.saturating_since(m.since) >= ttl
             })
             .map(|(n, _)| n.clone())
             .collect();

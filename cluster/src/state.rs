@@ -84,7 +84,11 @@ mod tests {
 
     #[test]
     fn wire_and_text_forms_round_trip() {
-        for s in [NodeState::Viewer, NodeState::Participant, NodeState::Terminating] {
+        for s in [
+            NodeState::Viewer,
+            NodeState::Participant,
+            NodeState::Terminating,
+        ] {
             assert_eq!(NodeState::from_wire(s.to_wire()), Some(s));
             assert_eq!(s.as_str().parse::<NodeState>(), Ok(s));
         }

@@ -43,16 +43,23 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Primary {
     /// Are you alive? `target` is the name the sender believes it is probing.
-    Ping { seq: u32, target: String },
+    Ping {
+        seq: u32,
+        target: String,
+    },
     /// Please probe `target` at `addr` for me and answer with my `seq`.
     IndirectPing {
         seq: u32,
         target: String,
         addr: String,
     },
-    Ack { seq: u32 },
+    Ack {
+        seq: u32,
+    },
     /// An indirect prober could not reach the target (Lifeguard).
-    Nack { seq: u32 },
+    Nack {
+        seq: u32,
+    },
 }
 
 /// Membership member status.
@@ -103,7 +110,10 @@ pub enum Update {
         incarnation: u64,
         from: String,
     },
-    Left { name: String, incarnation: u64 },
+    Left {
+        name: String,
+        incarnation: u64,
+    },
     /// ckit node state with its Lamport time.
     State {
         name: String,
@@ -151,10 +161,7 @@ pub struct MemberRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// The joining node's name is held by a live member at another address.
-    NameConflict {
-        name: String,
-        holder_addr: String,
-    },
+    NameConflict { name: String, holder_addr: String },
     /// The joining node belongs to another cluster.
     ClusterMismatch { ours: String, theirs: String },
 }
@@ -218,7 +225,10 @@ impl fmt::Display for WireError {
             ),
             WireError::BadTag { what, tag } => write!(f, "unknown {what} tag {tag}"),
             WireError::BadString { what } => {
-                write!(f, "{what} is not valid UTF-8 or longer than {STR_BYTES_MAX} bytes")
+                write!(
+                    f,
+                    "{what} is not valid UTF-8 or longer than {STR_BYTES_MAX} bytes"
+                )
             }
             WireError::BadVarint => write!(f, "malformed varint"),
             WireError::TrailingBytes { count } => {
@@ -287,7 +297,10 @@ impl Writer {
     /// Strings longer than [`STR_BYTES_MAX`] are a bug in the caller: names and addresses are
     /// validated where they enter the node.
     pub fn str(&mut self, s: &str) {
-        debug_assert!(s.len() <= STR_BYTES_MAX, "string too long for the wire: {s:?}");
+        debug_assert!(
+            s.len() <= STR_BYTES_MAX,
+            "string too long for the wire: {s:?}"
+        );
         let bytes = &s.as_bytes()[..s.len().min(STR_BYTES_MAX)];
         self.varint(bytes.len() as u64);
         self.buf.extend_from_slice(bytes);
@@ -441,7 +454,10 @@ impl<'a> Reader<'a> {
     }
 
     fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
-        let b = *self.buf.get(self.pos).ok_or(WireError::Truncated { what })?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or(WireError::Truncated { what })?;
         self.pos += 1;
         Ok(b)
     }
@@ -525,7 +541,12 @@ impl<'a> Reader<'a> {
                 state: self.state()?,
                 lamport: self.varint("state.lamport")?,
             },
-            tag => return Err(WireError::BadTag { what: "update", tag }),
+            tag => {
+                return Err(WireError::BadTag {
+                    what: "update",
+                    tag,
+                })
+            }
         })
     }
 }
@@ -579,7 +600,12 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
                 4 => Some(Primary::Nack {
                     seq: r.u32("nack.seq")?,
                 }),
-                tag => return Err(WireError::BadTag { what: "primary", tag }),
+                tag => {
+                    return Err(WireError::BadTag {
+                        what: "primary",
+                        tag,
+                    })
+                }
             };
             let n = r.count("update count", 3)?;
             let mut updates = Vec::with_capacity(n);
@@ -592,7 +618,12 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
             let join = match r.u8("join flag")? {
                 0 => false,
                 1 => true,
-                tag => return Err(WireError::BadTag { what: "join flag", tag }),
+                tag => {
+                    return Err(WireError::BadTag {
+                        what: "join flag",
+                        tag,
+                    })
+                }
             };
             let n = r.count("member count", 5)?;
             let mut members = Vec::with_capacity(n);
@@ -634,7 +665,12 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
                 ours: r.str("mismatch.ours")?,
                 theirs: r.str("mismatch.theirs")?,
             },
-            tag => return Err(WireError::BadTag { what: "rejection", tag }),
+            tag => {
+                return Err(WireError::BadTag {
+                    what: "rejection",
+                    tag,
+                })
+            }
         }),
     };
     if r.remaining() != 0 {
@@ -740,7 +776,13 @@ mod tests {
         ];
         let bytes = encode_push_pull(&env(Kind::PushPullRequest), true, &members);
         let (_, body) = decode(&bytes, 1 << 16).unwrap();
-        assert_eq!(body, Body::PushPull { join: true, members });
+        assert_eq!(
+            body,
+            Body::PushPull {
+                join: true,
+                members
+            }
+        );
 
         let r = Rejection::NameConflict {
             name: "node-1".into(),
@@ -753,10 +795,7 @@ mod tests {
     #[test]
     fn oversized_foreign_and_future_messages_are_rejected() {
         let bytes = encode_packet(&env(Kind::Packet), None, &[]);
-        assert!(matches!(
-            decode(&bytes, 4),
-            Err(WireError::TooLarge { .. })
-        ));
+        assert!(matches!(decode(&bytes, 4), Err(WireError::TooLarge { .. })));
         assert_eq!(decode(b"GET / HTTP/1.1", 100), Err(WireError::BadMagic));
         let mut future = bytes.clone();
         future[2] = 9;

@@ -15,7 +15,14 @@ fn name(i: usize) -> String {
 }
 
 fn node(i: usize, config: &Config, seed: u64, now: Instant) -> Node {
-    Node::new(config.clone(), &name(i), &addr(i), seed * 1000 + i as u64, now).unwrap()
+    Node::new(
+        config.clone(),
+        &name(i),
+        &addr(i),
+        seed * 1000 + i as u64,
+        now,
+    )
+    .unwrap()
 }
 
 /// Start `n` nodes that all join node-1 and become participants.
@@ -51,7 +58,11 @@ fn alive_names(net: &SimNet, observer: usize) -> Vec<String> {
 }
 
 /// Run until `pred` holds, at most `limit`; returns the time it took.
-fn run_until(net: &mut SimNet, limit: Duration, pred: impl Fn(&SimNet) -> bool) -> Option<Duration> {
+fn run_until(
+    net: &mut SimNet,
+    limit: Duration,
+    pred: impl Fn(&SimNet) -> bool,
+) -> Option<Duration> {
     let start = net.now();
     while net.now().saturating_since(start) < limit {
         if pred(net) {
@@ -69,7 +80,9 @@ fn five_nodes_join_and_converge_quickly() {
     let took = run_until(&mut net, Duration::from_secs(10), |net| {
         (1..=5).all(|i| {
             alive_names(net, i) == all
-                && view(net, i).iter().all(|(_, _, st)| *st == NodeState::Participant)
+                && view(net, i)
+                    .iter()
+                    .all(|(_, _, st)| *st == NodeState::Participant)
         })
     })
     .expect("converged");
@@ -89,7 +102,10 @@ fn an_abruptly_stopped_node_is_declared_dead_by_all_others() {
         })
     })
     .expect("crash detected by all");
-    assert!(took < Duration::from_secs(30), "crash detection took {took:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "crash detection took {took:?}"
+    );
 }
 
 #[test]
@@ -118,7 +134,11 @@ fn a_graceful_leave_is_seen_as_left_not_dead() {
     for i in [1, 3, 4, 5] {
         let v = view(&net, i);
         let (_, s, _) = v.iter().find(|(n, _, _)| *n == name(2)).unwrap();
-        assert_eq!(*s, Status::Left, "node-{i} must keep node-2 as left, never dead");
+        assert_eq!(
+            *s,
+            Status::Left,
+            "node-{i} must keep node-2 as left, never dead"
+        );
     }
 }
 
@@ -127,13 +147,22 @@ fn a_duplicate_name_at_another_address_is_refused_and_the_cluster_is_untouched()
     let mut net = cluster(3, 4);
     net.run_for(Duration::from_secs(3));
     net.take_events();
-    let impostor = Node::new(Config::default(), &name(2), "10.0.0.99:12345", 77, net.now()).unwrap();
+    let impostor = Node::new(
+        Config::default(),
+        &name(2),
+        "10.0.0.99:12345",
+        77,
+        net.now(),
+    )
+    .unwrap();
     net.add(impostor);
     net.with_node("10.0.0.99:12345", |n| n.join(&[addr(1)]));
     net.run_for(Duration::from_secs(3));
     let events = net.take_events();
     let rejected = events.iter().find_map(|(_, who, e)| match e {
-        Event::JoinRejected { rejection, .. } if who == "10.0.0.99:12345" => Some(rejection.clone()),
+        Event::JoinRejected { rejection, .. } if who == "10.0.0.99:12345" => {
+            Some(rejection.clone())
+        }
         _ => None,
     });
     assert_eq!(
@@ -144,11 +173,18 @@ fn a_duplicate_name_at_another_address_is_refused_and_the_cluster_is_untouched()
         })
     );
     let msg = rejected.unwrap().to_string();
-    assert!(msg.contains(&addr(2)), "error names the holder's address: {msg}");
+    assert!(
+        msg.contains(&addr(2)),
+        "error names the holder's address: {msg}"
+    );
     for i in 1..=3 {
         let m = net.node(&addr(i)).unwrap().members();
         let n2 = m.iter().find(|m| m.name == name(2)).unwrap();
-        assert_eq!(n2.addr, addr(2), "node-{i} still maps node-2 to the real holder");
+        assert_eq!(
+            n2.addr,
+            addr(2),
+            "node-{i} still maps node-2 to the real holder"
+        );
         assert_eq!(n2.status, Status::Alive);
     }
     assert!(net.node(&addr(1)).unwrap().stats().name_conflicts >= 1);
@@ -198,7 +234,11 @@ fn a_partition_splits_the_view_and_a_heal_merges_it_back() {
     let healed = run_until(&mut net, Duration::from_secs(30), |net| {
         (1..=6).all(|i| alive_names(net, i) == all)
     });
-    assert!(healed.is_some(), "views merge after heal: {:?}", alive_names(&net, 1));
+    assert!(
+        healed.is_some(),
+        "views merge after heal: {:?}",
+        alive_names(&net, 1)
+    );
 }
 
 #[test]
@@ -245,9 +285,15 @@ fn a_restarted_node_rejoins_with_a_higher_incarnation_and_restates_itself() {
     let back = run_until(&mut net, Duration::from_secs(20), |net| {
         (1..=4).all(|i| alive_names(net, i).contains(&name(3)))
     });
-    assert!(back.is_some(), "restart is not a conflict and comes back alive");
+    assert!(
+        back.is_some(),
+        "restart is not a conflict and comes back alive"
+    );
     let new_inc = net.node(&addr(3)).unwrap().incarnation();
-    assert!(new_inc > old_inc, "refuted its tombstone: {new_inc} > {old_inc}");
+    assert!(
+        new_inc > old_inc,
+        "refuted its tombstone: {new_inc} > {old_inc}"
+    );
     // The fresh run is a viewer; the old run's `participant` must not win.
     let st = run_until(&mut net, Duration::from_secs(10), |net| {
         (1..=4).all(|i| {
@@ -256,7 +302,10 @@ fn a_restarted_node_rejoins_with_a_higher_incarnation_and_restates_itself() {
                 .any(|(n, _, st)| *n == name(3) && *st == NodeState::Viewer)
         })
     });
-    assert!(st.is_some(), "newer Lamport time of the fresh run wins everywhere");
+    assert!(
+        st.is_some(),
+        "newer Lamport time of the fresh run wins everywhere"
+    );
 }
 
 #[test]
@@ -289,7 +338,10 @@ fn under_ten_percent_loss_no_live_node_is_declared_dead() {
             .into_iter()
             .filter(|(_, s, _)| *s == Status::Dead)
             .collect();
-        assert!(dead.is_empty(), "node-{i} declared {dead:?} dead under loss");
+        assert!(
+            dead.is_empty(),
+            "node-{i} declared {dead:?} dead under loss"
+        );
     }
     assert!(net.stats.dropped_loss > 100, "loss really happened");
 }

@@ -1,0 +1,342 @@
+//! The client half of the HTTP/2 transport: one connection and one bounded queue per peer.
+//!
+//! Packets go to `POST /api/v1/ckit/transport/message` through the peer's own worker, so a slow
+//! or dead peer only fills its own queue (ckit sends every packet from one worker; one stuck
+//! peer stalls everyone). Push/pull exchanges go to `POST /api/v1/ckit/transport/stream` as one
+//! request and one response, each bounded in size and time. Connections are h2c (prior
+//! knowledge) with HTTP/2 PING keep-alive, so a connection that went silent (a partition under
+//! turmoil, a dead host) is noticed and replaced.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http2::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::mpsc;
+
+use crate::net::Network;
+
+pub const MESSAGE_PATH: &str = "/api/v1/ckit/transport/message";
+pub const STREAM_PATH: &str = "/api/v1/ckit/transport/stream";
+
+/// Timeouts and limits of the transport.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// TCP connect + HTTP/2 handshake.
+    pub connect_timeout: Duration,
+    /// One packet request, from queue to response headers.
+    pub request_timeout: Duration,
+    /// One whole push/pull exchange, both bodies included.
+    pub push_pull_timeout: Duration,
+    /// HTTP/2 PING every this long on idle connections...
+    pub keepalive_interval: Duration,
+    /// ...and the connection is closed when a PING is not answered within this.
+    pub keepalive_timeout: Duration,
+    /// Packets queued per peer; more are dropped and counted as failed.
+    pub peer_queue_len: usize,
+    /// Peers with a live worker; packets to further peers are dropped and counted.
+    pub peers_max: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            push_pull_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_timeout: Duration::from_secs(5),
+            peer_queue_len: 128,
+            peers_max: 16 * 1024,
+        }
+    }
+}
+
+/// Transport counters (`cluster_transport_*`). Each event is counted once, where it happens.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub rx_packets_failed: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub tx_packets_failed: AtomicU64,
+    /// Packets waiting in peer queues (gauge).
+    pub tx_queue_len: AtomicI64,
+    /// Packets accepted by the HTTP handler but not yet handled by the node (gauge).
+    pub rx_queue_len: AtomicI64,
+    /// Push/pull exchanges in flight, both directions (gauge).
+    pub streams: AtomicI64,
+    pub streams_opened: AtomicU64,
+    pub streams_failed: AtomicU64,
+}
+
+/// Faults a simulation may inject at the sender: drop a request with probability `loss`.
+#[derive(Debug)]
+pub struct Faults {
+    loss_ppm: AtomicU64,
+    rng: Mutex<ChaCha8Rng>,
+    pub dropped: AtomicU64,
+}
+
+impl Faults {
+    pub fn new(seed: u64) -> Self {
+        Faults {
+            loss_ppm: AtomicU64::new(0),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub fn set_loss(&self, loss: f64) {
+        let ppm = (loss.clamp(0.0, 1.0) * 1_000_000.0) as u64;
+        self.loss_ppm.store(ppm, Ordering::Relaxed);
+    }
+
+    fn drop_this(&self) -> bool {
+        let ppm = self.loss_ppm.load(Ordering::Relaxed);
+        if ppm == 0 {
+            return false;
+        }
+        let hit = self.rng.lock().expect("faults rng").gen_range(0..1_000_000) < ppm;
+        if hit {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+}
+
+type Conn = Arc<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>>;
+
+struct Peer {
+    queue: mpsc::Sender<Bytes>,
+    conn: Conn,
+}
+
+/// Outgoing side: per-peer workers and connections.
+pub struct Peers<N: Network> {
+    net: N,
+    opts: TransportOptions,
+    peers: Mutex<BTreeMap<String, Peer>>,
+    pub stats: Arc<TransportStats>,
+    pub faults: Arc<Faults>,
+}
+
+impl<N: Network> Peers<N> {
+    pub fn new(
+        net: N,
+        opts: TransportOptions,
+        stats: Arc<TransportStats>,
+        faults: Arc<Faults>,
+    ) -> Arc<Self> {
+        Arc::new(Peers {
+            net,
+            opts,
+            peers: Mutex::new(BTreeMap::new()),
+            stats,
+            faults,
+        })
+    }
+
+    fn conn_for(self: &Arc<Self>, to: &str) -> Option<(mpsc::Sender<Bytes>, Conn)> {
+        let mut peers = self.peers.lock().expect("peers lock");
+        if let Some(p) = peers.get(to) {
+            if !p.queue.is_closed() {
+                return Some((p.queue.clone(), p.conn.clone()));
+            }
+        }
+        if peers.len() >= self.opts.peers_max && !peers.contains_key(to) {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(self.opts.peer_queue_len);
+        let conn: Conn = Arc::new(tokio::sync::Mutex::new(None));
+        peers.insert(
+            to.to_string(),
+            Peer {
+                queue: tx.clone(),
+                conn: conn.clone(),
+            },
+        );
+        let this = self.clone();
+        let addr = to.to_string();
+        let c = conn.clone();
+        tokio::spawn(async move { this.peer_worker(addr, rx, c).await });
+        Some((tx, conn))
+    }
+
+    /// Queue a packet for `to`. False when it was dropped (queue full, too many peers).
+    pub fn send_packet(self: &Arc<Self>, to: &str, payload: Vec<u8>) -> bool {
+        let Some((queue, _)) = self.conn_for(to) else {
+            self.stats.tx_packets_failed.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        match queue.try_send(Bytes::from(payload)) {
+            Ok(()) => {
+                self.stats.tx_queue_len.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                self.stats.tx_packets_failed.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    async fn peer_worker(self: Arc<Self>, addr: String, mut rx: mpsc::Receiver<Bytes>, conn: Conn) {
+        while let Some(bytes) = rx.recv().await {
+            self.stats.tx_queue_len.fetch_sub(1, Ordering::Relaxed);
+            let len = bytes.len() as u64;
+            let result = tokio::time::timeout(
+                self.opts.request_timeout,
+                self.request(&addr, &conn, MESSAGE_PATH, bytes, 0),
+            )
+            .await;
+            match result {
+                Ok(Ok(_)) => {
+                    self.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
+                    self.stats.tx_bytes.fetch_add(len, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %addr, error = %e, "packet not delivered");
+                    self.stats.tx_packets_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %addr, "packet timed out");
+                    self.stats.tx_packets_failed.fetch_add(1, Ordering::Relaxed);
+                    // A stalled connection is not reused.
+                    *conn.lock().await = None;
+                }
+            }
+        }
+    }
+
+    /// One full-state exchange with `to`; the answer body or why there is none.
+    pub async fn push_pull(
+        self: &Arc<Self>,
+        to: &str,
+        payload: Vec<u8>,
+        max_answer: usize,
+    ) -> Result<Bytes, String> {
+        let Some((_, conn)) = self.conn_for(to) else {
+            return Err("too many peers".into());
+        };
+        self.stats.streams.fetch_add(1, Ordering::Relaxed);
+        self.stats.streams_opened.fetch_add(1, Ordering::Relaxed);
+        let r = tokio::time::timeout(
+            self.opts.push_pull_timeout,
+            self.request(to, &conn, STREAM_PATH, Bytes::from(payload), max_answer),
+        )
+        .await;
+        self.stats.streams.fetch_sub(1, Ordering::Relaxed);
+        let r = match r {
+            Ok(r) => r,
+            Err(_) => {
+                *conn.lock().await = None;
+                Err(format!(
+                    "push/pull timed out after {:?}",
+                    self.opts.push_pull_timeout
+                ))
+            }
+        };
+        if r.is_err() {
+            self.stats.streams_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    async fn connection(
+        &self,
+        addr: &str,
+        conn: &Conn,
+    ) -> Result<SendRequest<Full<Bytes>>, String> {
+        let mut slot = conn.lock().await;
+        if let Some(s) = slot.as_ref() {
+            if !s.is_closed() {
+                return Ok(s.clone());
+            }
+        }
+        *slot = None;
+        let opts = &self.opts;
+        let connect = async {
+            let stream = self
+                .net
+                .connect(addr)
+                .await
+                .map_err(|e| format!("connect to {addr}: {e}"))?;
+            let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .keep_alive_interval(opts.keepalive_interval)
+                .keep_alive_timeout(opts.keepalive_timeout)
+                .keep_alive_while_idle(true);
+            let (send, connection) = builder
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+            let peer = addr.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(peer = %peer, error = %e, "connection closed");
+                }
+            });
+            Ok::<_, String>(send)
+        };
+        let send = tokio::time::timeout(opts.connect_timeout, connect)
+            .await
+            .map_err(|_| {
+                format!(
+                    "connect to {addr} timed out after {:?}",
+                    opts.connect_timeout
+                )
+            })??;
+        *slot = Some(send.clone());
+        Ok(send)
+    }
+
+    async fn request(
+        &self,
+        addr: &str,
+        conn: &Conn,
+        path: &str,
+        body: Bytes,
+        max_answer: usize,
+    ) -> Result<Bytes, String> {
+        if self.faults.drop_this() {
+            if path == STREAM_PATH {
+                // A lost exchange looks like a silent peer: the caller's timeout ends it.
+                tokio::time::sleep(self.opts.push_pull_timeout).await;
+            }
+            return Err("dropped by fault injection".into());
+        }
+        let mut send = self.connection(addr, conn).await?;
+        send.ready().await.map_err(|e| format!("{addr}: {e}"))?;
+        let req = Request::post(format!("http://{addr}{path}"))
+            .version(hyper::Version::HTTP_2)
+            .header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE)
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let resp = send
+            .send_request(req)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let status = resp.status();
+        let limit = max_answer.max(4096);
+        let body = Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| format!("{addr}: reading answer: {e}"))?
+            .to_bytes();
+        if status != StatusCode::OK {
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Err(format!("{addr} answered {status}: {text}"));
+        }
+        Ok(body)
+    }
+}
