@@ -1,0 +1,176 @@
+//! The component configuration model: what each supported component's block means after
+//! parsing and checking, with every default in one place and its source. Owns no parsing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::discovery::Target;
+
+/// Prometheus / Alloy `scrape_interval` default.
+pub const SCRAPE_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+/// Prometheus / Alloy `scrape_timeout` default.
+pub const SCRAPE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// Prometheus / Alloy `metrics_path` default.
+pub const METRICS_PATH_DEFAULT: &str = "/metrics";
+/// Prometheus / Alloy `scheme` default.
+pub const SCHEME_DEFAULT: &str = "http";
+/// Largest scrape response body read. Alloy's default is unlimited; we bound it.
+pub const BODY_SIZE_LIMIT_DEFAULT_BYTES: u64 = 64 * 1024 * 1024;
+/// Prometheus file_sd / Alloy `discovery.file` `refresh_interval` default.
+pub const FILE_REFRESH_INTERVAL_DEFAULT: Duration = Duration::from_secs(5 * 60);
+/// Alloy `endpoint.remote_timeout` default.
+pub const REMOTE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// A whole configuration file. Components keep source order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub scrapes: Vec<ScrapeConfig>,
+    pub file_discoveries: Vec<FileDiscoveryConfig>,
+    pub remote_writes: Vec<RemoteWriteConfig>,
+}
+
+/// `prometheus.scrape "NAME" { ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScrapeConfig {
+    /// The block label (`NAME`).
+    pub name: String,
+    pub targets: Vec<TargetsSource>,
+    /// Names of `prometheus.remote_write` components whose `receiver` gets the samples.
+    pub forward_to: Vec<String>,
+    /// Default: the component id, `prometheus.scrape.NAME` (as Alloy).
+    pub job_name: String,
+    pub scrape_interval: Duration,
+    pub scrape_timeout: Duration,
+    pub metrics_path: String,
+    pub scheme: String,
+    /// Default false: scraped labels that clash with target labels become `exported_NAME`.
+    pub honor_labels: bool,
+    /// Default true: timestamps in the exposition are kept.
+    pub honor_timestamps: bool,
+    pub body_size_limit_bytes: u64,
+    /// `clustering { enabled = true }`: scrape only the targets this node owns.
+    pub clustering_enabled: bool,
+}
+
+impl ScrapeConfig {
+    /// A scrape config with every default (no targets, nothing forwarded).
+    pub fn with_defaults(name: &str) -> ScrapeConfig {
+        ScrapeConfig {
+            name: name.to_string(),
+            targets: Vec::new(),
+            forward_to: Vec::new(),
+            job_name: format!("prometheus.scrape.{name}"),
+            scrape_interval: SCRAPE_INTERVAL_DEFAULT,
+            scrape_timeout: SCRAPE_TIMEOUT_DEFAULT,
+            metrics_path: METRICS_PATH_DEFAULT.to_string(),
+            scheme: SCHEME_DEFAULT.to_string(),
+            honor_labels: false,
+            honor_timestamps: true,
+            body_size_limit_bytes: BODY_SIZE_LIMIT_DEFAULT_BYTES,
+            clustering_enabled: false,
+        }
+    }
+
+    /// The component id, `prometheus.scrape.NAME`.
+    pub fn id(&self) -> String {
+        format!("prometheus.scrape.{}", self.name)
+    }
+
+    /// All targets of this component: static ones as written, references filled in by
+    /// `discovered(name)` (the current `targets` export of `discovery.file.NAME`).
+    pub fn resolve_targets(&self, discovered: impl Fn(&str) -> Vec<Target>) -> Vec<Target> {
+        let mut out = Vec::new();
+        for source in &self.targets {
+            match source {
+                TargetsSource::Static(t) => out.push(t.clone()),
+                TargetsSource::DiscoveryFile(name) => out.extend(discovered(name)),
+            }
+        }
+        out
+    }
+}
+
+/// Where a scrape component's targets come from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TargetsSource {
+    /// A target written in the config.
+    Static(Target),
+    /// `discovery.file.NAME.targets`.
+    DiscoveryFile(String),
+}
+
+/// `discovery.file "NAME" { files = [...] refresh_interval = "5m" }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileDiscoveryConfig {
+    pub name: String,
+    /// Paths; the file name part may hold `*` and `?`.
+    pub files: Vec<String>,
+    pub refresh_interval: Duration,
+}
+
+/// `prometheus.remote_write "NAME" { endpoint { ... } external_labels = {...} }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemoteWriteConfig {
+    pub name: String,
+    pub endpoints: Vec<EndpointConfig>,
+    /// Added to every series that lacks the label.
+    pub external_labels: BTreeMap<String, String>,
+}
+
+/// `endpoint { url = "..." ... queue_config { ... } }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointConfig {
+    pub url: String,
+    /// Default: the URL (used in logs and metrics).
+    pub name: String,
+    pub remote_timeout: Duration,
+    /// Extra HTTP headers on every request.
+    pub headers: BTreeMap<String, String>,
+    pub queue: QueueConfig,
+}
+
+impl EndpointConfig {
+    pub fn with_defaults(url: &str) -> EndpointConfig {
+        EndpointConfig {
+            url: url.to_string(),
+            name: url.to_string(),
+            remote_timeout: REMOTE_TIMEOUT_DEFAULT,
+            headers: BTreeMap::new(),
+            queue: QueueConfig::default(),
+        }
+    }
+}
+
+/// `queue_config { ... }`. The names are Alloy's; `capacity` differs in meaning (see field).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueConfig {
+    /// Samples buffered in memory for this endpoint; when full, new samples are dropped and
+    /// counted. Alloy's 10000 is per shard with a WAL behind it; we have no WAL, so this one
+    /// queue holds 100000 by default.
+    pub capacity: usize,
+    /// Alloy default 2000.
+    pub max_samples_per_send: usize,
+    /// A partial batch is sent after waiting this long. Alloy default 5s.
+    pub batch_send_deadline: Duration,
+    /// First retry delay, doubled per retry. Alloy default 30ms.
+    pub min_backoff: Duration,
+    /// Retry delay cap. Alloy default 5s.
+    pub max_backoff: Duration,
+    /// Retry on HTTP 429 like a 5xx. Alloy default true.
+    pub retry_on_http_429: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            capacity: 100_000,
+            max_samples_per_send: 2000,
+            batch_send_deadline: Duration::from_secs(5),
+            min_backoff: Duration::from_millis(30),
+            max_backoff: Duration::from_secs(5),
+            retry_on_http_429: true,
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Counters of one remote write endpoint, as plain atomics for the metrics layer to read.
+//! Each is counted once, where the event happens. The Prometheus/Alloy metric each one
+//! corresponds to is named on the field.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct EndpointMetrics {
+    /// Samples handed to the queue, accepted or not (`prometheus_remote_storage_samples_in_total`).
+    pub samples_in_total: AtomicU64,
+    /// Samples the endpoint accepted (`prometheus_remote_storage_samples_total`).
+    pub samples_sent_total: AtomicU64,
+    /// Samples given up on: non-retryable response or shutdown
+    /// (`prometheus_remote_storage_samples_failed_total`).
+    pub samples_failed_total: AtomicU64,
+    /// Samples refused because the queue was full
+    /// (`prometheus_remote_storage_samples_dropped_total`).
+    pub samples_dropped_total: AtomicU64,
+    /// Samples in a batch that was retried, once per retry
+    /// (`prometheus_remote_storage_samples_retried_total`).
+    pub samples_retried_total: AtomicU64,
+    /// Samples queued or in flight, a gauge (`prometheus_remote_storage_samples_pending`).
+    pub samples_pending: AtomicI64,
+    /// Compressed request bytes accepted by the endpoint (`prometheus_remote_storage_bytes_total`).
+    pub bytes_sent_total: AtomicU64,
+    /// HTTP requests made, including retries.
+    pub requests_total: AtomicU64,
+    /// Newest sample timestamp accepted, ms
+    /// (`prometheus_remote_storage_queue_highest_sent_timestamp_seconds` x 1000).
+    pub highest_sent_timestamp_ms: AtomicI64,
+}
+
+/// A plain copy of [`EndpointMetrics`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub samples_in_total: u64,
+    pub samples_sent_total: u64,
+    pub samples_failed_total: u64,
+    pub samples_dropped_total: u64,
+    pub samples_retried_total: u64,
+    pub samples_pending: i64,
+    pub bytes_sent_total: u64,
+    pub requests_total: u64,
+    pub highest_sent_timestamp_ms: i64,
+}
+
+impl EndpointMetrics {
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let r = Ordering::Relaxed;
+        MetricsSnapshot {
+            samples_in_total: self.samples_in_total.load(r),
+            samples_sent_total: self.samples_sent_total.load(r),
+            samples_failed_total: self.samples_failed_total.load(r),
+            samples_dropped_total: self.samples_dropped_total.load(r),
+            samples_retried_total: self.samples_retried_total.load(r),
+            samples_pending: self.samples_pending.load(r),
+            bytes_sent_total: self.bytes_sent_total.load(r),
+            requests_total: self.requests_total.load(r),
+            highest_sent_timestamp_ms: self.highest_sent_timestamp_ms.load(r),
+        }
+    }
+}

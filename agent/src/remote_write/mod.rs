@@ -1,0 +1,102 @@
+//! `prometheus.remote_write`: forwards samples to Prometheus remote write 1.0 endpoints
+//! (protobuf WriteRequest + snappy block, `Content-Encoding: snappy`,
+//! `Content-Type: application/x-protobuf`, `X-Prometheus-Remote-Write-Version: 0.1.0`).
+//!
+//! [`RemoteWrite`] is the component; it is the `receiver` scrape components forward to (it
+//! implements [`Appender`]). Each `endpoint` block gets its own bounded queue and sender
+//! ([`Endpoint`]), so a slow endpoint never holds up another or the scrapers. There is no
+//! write-ahead log: what cannot be queued is dropped and counted.
+//!
+//! - `proto.rs` encodes (and, for tests, decodes) the wire format.
+//! - `endpoint.rs` owns queueing, batching and retries.
+//! - `metrics.rs` holds the counters.
+
+mod endpoint;
+mod metrics;
+pub mod proto;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use endpoint::Endpoint;
+pub use metrics::{EndpointMetrics, MetricsSnapshot};
+
+use crate::config::RemoteWriteConfig;
+use crate::scrape::{Appender, Labels, Sample};
+
+/// A running `prometheus.remote_write` component.
+pub struct RemoteWrite {
+    config: RemoteWriteConfig,
+    endpoints: Vec<Endpoint>,
+}
+
+impl RemoteWrite {
+    /// Starts one sender per endpoint on the current tokio runtime.
+    pub fn start(config: RemoteWriteConfig) -> Arc<RemoteWrite> {
+        let endpoints = config
+            .endpoints
+            .iter()
+            .cloned()
+            .map(Endpoint::start)
+            .collect();
+        Arc::new(RemoteWrite { config, endpoints })
+    }
+
+    pub fn config(&self) -> &RemoteWriteConfig {
+        &self.config
+    }
+
+    /// The exported `receiver`, for `ScrapeManager::new(.., vec![rw.receiver()])`.
+    pub fn receiver(self: &Arc<Self>) -> Arc<dyn Appender> {
+        self.clone()
+    }
+
+    /// Counters per endpoint, keyed by the endpoint's name (its URL unless named).
+    pub fn metrics(&self) -> Vec<(String, Arc<EndpointMetrics>)> {
+        self.endpoints
+            .iter()
+            .map(|e| (e.config().name.clone(), e.metrics()))
+            .collect()
+    }
+
+    /// Sends what is queued and stops; see [`Endpoint::shutdown`].
+    pub async fn shutdown(&self, flush_timeout: Duration) {
+        for e in &self.endpoints {
+            e.shutdown(flush_timeout).await;
+        }
+    }
+}
+
+impl Appender for RemoteWrite {
+    fn append(&self, samples: &[Sample]) {
+        let external = &self.config.external_labels;
+        for e in &self.endpoints {
+            if external.is_empty() {
+                e.enqueue(samples.iter().cloned());
+            } else {
+                e.enqueue(samples.iter().map(|s| Sample {
+                    labels: with_external_labels(&s.labels, external),
+                    timestamp_ms: s.timestamp_ms,
+                    value: s.value,
+                }));
+            }
+        }
+    }
+}
+
+/// Adds each external label the series does not already have (Prometheus semantics).
+fn with_external_labels(
+    labels: &Labels,
+    external: &std::collections::BTreeMap<String, String>,
+) -> Labels {
+    let mut pairs: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in external {
+        if labels.get(k).is_none() {
+            pairs.push((k.clone(), v.clone()));
+        }
+    }
+    Labels::from_pairs(pairs)
+}

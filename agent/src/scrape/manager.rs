@@ -1,0 +1,284 @@
+//! [`ScrapeManager`]: the scrape side of one `prometheus.scrape` component. The caller (the
+//! clustering glue) hands it exactly the targets this node should scrape; the manager starts a
+//! loop for each new one and stops the loops of targets no longer handed in. It does not
+//! decide ownership.
+//!
+//! Hand-over contract (alloy#249, #784):
+//! - A target dropped by [`ScrapeManager::set_targets`] is assumed to have moved to another
+//!   node: its loop stops and writes **no** staleness markers, so the new owner's samples
+//!   continue the series.
+//! - A target that appears in `set_targets` is scraped **at once**, then on its fixed phase
+//!   (the same on every node), so the series has no gap larger than one interval.
+//! - Targets that are gone for good (no longer discovered at all) can be passed to
+//!   [`ScrapeManager::set_targets_marking_gone`], which does write staleness markers.
+//!
+//! Must be used inside a tokio runtime (it spawns one task per target).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::ScrapeConfig;
+use crate::discovery::Target;
+
+use super::fetch::{new_client, HttpClient};
+use super::sample::Appender;
+use super::scrape_loop::{self, Health, LoopContext, LoopSettings, Sinks, StopMode, TargetStatus};
+use super::target::ScrapeTarget;
+
+/// Options that are not part of the Alloy block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerOptions {
+    /// Scrape a newly handed-in target at once (default true; see the module doc).
+    pub scrape_new_targets_immediately: bool,
+    /// Mixed into every target's phase. Keep 0 in a cluster so phases match across nodes.
+    pub jitter_seed: u64,
+    /// Most targets one manager runs; extra targets are refused and reported.
+    pub targets_max: usize,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> ManagerOptions {
+        ManagerOptions {
+            scrape_new_targets_immediately: true,
+            jitter_seed: 0,
+            targets_max: 100_000,
+        }
+    }
+}
+
+/// What one `set_targets` call changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub started: usize,
+    pub stopped: usize,
+    pub kept: usize,
+    /// Targets that could not be scraped, with why (e.g. missing `__address__`).
+    pub invalid: Vec<(Target, String)>,
+}
+
+struct RunningLoop {
+    target: Arc<ScrapeTarget>,
+    stop: watch::Sender<Option<StopMode>>,
+    status: Arc<Mutex<TargetStatus>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct State {
+    config: ScrapeConfig,
+    loops: HashMap<u64, RunningLoop>,
+}
+
+/// Runs the scrape loops of one `prometheus.scrape` component.
+pub struct ScrapeManager {
+    state: Mutex<State>,
+    sinks: Sinks,
+    client: HttpClient,
+    options: ManagerOptions,
+}
+
+impl ScrapeManager {
+    /// A manager with no targets yet. `sinks` are the `forward_to` receivers.
+    pub fn new(config: ScrapeConfig, sinks: Vec<Arc<dyn Appender>>) -> ScrapeManager {
+        ScrapeManager::with_options(config, sinks, ManagerOptions::default())
+    }
+
+    pub fn with_options(
+        config: ScrapeConfig,
+        sinks: Vec<Arc<dyn Appender>>,
+        options: ManagerOptions,
+    ) -> ScrapeManager {
+        ScrapeManager {
+            state: Mutex::new(State {
+                config,
+                loops: HashMap::new(),
+            }),
+            sinks: Arc::new(RwLock::new(sinks)),
+            client: new_client(),
+            options,
+        }
+    }
+
+    /// Scrape exactly `owned` from now on. Removed targets stop silently (moved, no
+    /// staleness markers); new ones are scraped at once.
+    pub fn set_targets(&self, owned: Vec<Target>) -> SyncReport {
+        self.sync(owned, &[])
+    }
+
+    /// Like [`ScrapeManager::set_targets`], but removed targets that are also in `gone` get
+    /// staleness markers for their last series (the target vanished from discovery).
+    pub fn set_targets_marking_gone(&self, owned: Vec<Target>, gone: &[Target]) -> SyncReport {
+        self.sync(owned, gone)
+    }
+
+    fn sync(&self, owned: Vec<Target>, gone: &[Target]) -> SyncReport {
+        let mut state = self.state.lock().unwrap();
+        let mut report = SyncReport::default();
+        let mut wanted: HashMap<u64, ScrapeTarget> = HashMap::new();
+        for t in owned {
+            match ScrapeTarget::new(&t, &state.config) {
+                Ok(st) => {
+                    wanted.entry(st.id).or_insert(st);
+                }
+                Err(e) => report.invalid.push((t, e)),
+            }
+        }
+        let gone_ids: HashSet<u64> = gone
+            .iter()
+            .filter_map(|t| ScrapeTarget::new(t, &state.config).ok())
+            .map(|t| t.id)
+            .collect();
+
+        let removed: Vec<u64> = state
+            .loops
+            .keys()
+            .filter(|id| !wanted.contains_key(id))
+            .copied()
+            .collect();
+        for id in removed {
+            let running = state.loops.remove(&id).expect("listed above");
+            let mode = if gone_ids.contains(&id) {
+                StopMode::Gone
+            } else {
+                StopMode::Moved
+            };
+            // The loop exits at its next await point; nothing waits for it.
+            let _ = running.stop.send(Some(mode));
+            report.stopped += 1;
+        }
+
+        let settings = settings(&state.config, &self.options);
+        for (id, target) in wanted {
+            if state.loops.contains_key(&id) {
+                report.kept += 1;
+                continue;
+            }
+            if state.loops.len() >= self.options.targets_max {
+                report.invalid.push((
+                    target.discovered.clone(),
+                    format!(
+                        "more than {} targets; target not scraped",
+                        self.options.targets_max
+                    ),
+                ));
+                continue;
+            }
+            let running = self.start(target, settings.clone());
+            state.loops.insert(id, running);
+            report.started += 1;
+        }
+        for (t, why) in &report.invalid {
+            tracing::warn!(component = %state.config.id(), target = ?t.labels(), %why, "target not scraped");
+        }
+        report
+    }
+
+    fn start(&self, target: ScrapeTarget, settings: LoopSettings) -> RunningLoop {
+        let target = Arc::new(target);
+        let status = Arc::new(Mutex::new(TargetStatus {
+            labels: target.labels.clone(),
+            url: target.url.clone(),
+            health: Health::Unknown,
+            last_error: None,
+            last_scrape: None,
+            last_scrape_duration: Duration::ZERO,
+            last_samples_scraped: 0,
+            scrapes_total: 0,
+        }));
+        let (stop, stop_rx) = watch::channel(None);
+        let cx = LoopContext {
+            target: target.clone(),
+            settings,
+            client: self.client.clone(),
+            sinks: self.sinks.clone(),
+            status: status.clone(),
+            scrape_immediately: self.options.scrape_new_targets_immediately,
+        };
+        let task = tokio::spawn(scrape_loop::run(cx, stop_rx));
+        RunningLoop {
+            target,
+            stop,
+            status,
+            task,
+        }
+    }
+
+    /// Applies a reloaded config and receivers. Receivers are swapped in place; loops restart
+    /// only when something they use changed (interval, timeout, labels, path, ...), and a
+    /// restart is a hand-over to ourselves: no staleness markers, immediate scrape.
+    pub fn update(&self, config: ScrapeConfig, sinks: Vec<Arc<dyn Appender>>) {
+        *self.sinks.write().unwrap() = sinks;
+        let mut state = self.state.lock().unwrap();
+        if state.config == config {
+            return;
+        }
+        let targets: Vec<Target> = state
+            .loops
+            .values()
+            .map(|l| l.target.discovered.clone())
+            .collect();
+        let old_settings = settings(&state.config, &self.options);
+        let new_settings = settings(&config, &self.options);
+        state.config = config;
+        let restart_all = old_settings != new_settings;
+        drop(state);
+        if restart_all {
+            self.stop_all(StopMode::Moved);
+        }
+        // Targets whose identity changed (job, scheme, path) are restarted by the sync.
+        self.sync(targets, &[]);
+    }
+
+    /// The status of every running target, sorted by URL.
+    pub fn targets(&self) -> Vec<TargetStatus> {
+        let state = self.state.lock().unwrap();
+        let mut out: Vec<TargetStatus> = state
+            .loops
+            .values()
+            .map(|l| l.status.lock().unwrap().clone())
+            .collect();
+        out.sort_by(|a, b| a.url.cmp(&b.url));
+        out
+    }
+
+    /// How many loops run.
+    pub fn len(&self) -> usize {
+        self.state.lock().unwrap().loops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stops every loop. `Moved` for a graceful agent stop (the other nodes take over).
+    pub fn stop_all(&self, mode: StopMode) {
+        let mut state = self.state.lock().unwrap();
+        for (_, running) in state.loops.drain() {
+            let _ = running.stop.send(Some(mode));
+        }
+    }
+}
+
+impl Drop for ScrapeManager {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap();
+        for (_, running) in state.loops.drain() {
+            let _ = running.stop.send(Some(StopMode::Moved));
+            // A loop blocked in a scrape notices the stop too; abort is only a backstop.
+            running.task.abort();
+        }
+    }
+}
+
+fn settings(config: &ScrapeConfig, options: &ManagerOptions) -> LoopSettings {
+    LoopSettings {
+        interval: config.scrape_interval,
+        timeout: config.scrape_timeout,
+        honor_labels: config.honor_labels,
+        honor_timestamps: config.honor_timestamps,
+        body_size_limit_bytes: config.body_size_limit_bytes,
+        jitter_seed: options.jitter_seed,
+    }
+}
