@@ -1,1 +1,232 @@
-fn main() {}
+//! `sim`: run a scenario file on an engine, check invariants, write the report.
+//!
+//! ```text
+//! sim SCENARIO.toml [--seed N] [--out DIR] [--engine turmoil|fast] [--seeds A..B]
+//! sim distribution --nodes N --targets K [--algorithm NAME] [--seed N]
+//! ```
+//! Exit status: 0 every expectation held; 1 an invariant or expectation failed (the seed and the
+//! command that reproduces it are printed); 2 bad input or no engine to run on.
+//! Wall-clock figures go to stdout only, never into the report files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use sim::engine::{EngineKind, EngineRegistry};
+use sim::run::{default_out_dir, run, write_outputs, RunOutput};
+use sim::scenario::Scenario;
+use sim::sweep::{SeedRange, Sweep};
+
+const EXIT_OK: u8 = 0;
+const EXIT_FAILED: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sim",
+    about = "Deterministic cluster simulation: run a scenario, check invariants, write a report.",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Scenario file (TOML; see scenarios/ and SIMULATION.md).
+    #[arg(required = true)]
+    scenario: Option<PathBuf>,
+
+    /// Seed for every random choice of the run (default: the scenario's `seed`).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+
+    /// Run every seed of a range, A..B (B excluded) or A..=B, and summarise.
+    #[arg(long, value_name = "A..B")]
+    seeds: Option<SeedRange>,
+
+    /// Report folder (default: reports/<scenario name>/; with --seeds, failing seeds get
+    /// seed-<n>/ under it).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// Engine (default: the scenario's `engine`, else turmoil).
+    #[arg(long)]
+    engine: Option<EngineKind>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sharding quality of an algorithm: owners of K targets over N nodes, as JSON.
+    Distribution {
+        #[arg(long)]
+        nodes: u32,
+        #[arg(long)]
+        targets: u32,
+        /// Sharding algorithm (see cluster::shard; default: the core's default).
+        #[arg(long)]
+        algorithm: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Some(Command::Distribution {
+            nodes,
+            targets,
+            algorithm,
+            seed,
+        }) => distribution(nodes, targets, algorithm.as_deref(), seed),
+        None => {
+            let path = cli
+                .scenario
+                .expect("clap requires a scenario without a subcommand");
+            scenario_command(path, cli.seed, cli.seeds, cli.out, cli.engine)
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn scenario_command(
+    path: PathBuf,
+    seed: Option<u64>,
+    seeds: Option<SeedRange>,
+    out: Option<PathBuf>,
+    engine: Option<EngineKind>,
+) -> u8 {
+    let scenario = match Scenario::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let kind = engine.or(scenario.engine).unwrap_or_default();
+    let registry = EngineRegistry::standard();
+    let engine = match registry.require(kind) {
+        Ok(e) => e,
+        Err(why) => {
+            eprintln!("error: {}: {why}", scenario.file);
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let out = out.unwrap_or_else(|| default_out_dir(&scenario));
+    match seeds {
+        None => {
+            let seed = seed.unwrap_or(scenario.seed);
+            let started = Instant::now();
+            let output = match run(&scenario, seed, engine) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {} (seed {seed}): {e}", scenario.file);
+                    return EXIT_BAD_INPUT;
+                }
+            };
+            let wall = started.elapsed();
+            if let Err(e) = write_outputs(&out, &output, scenario.duration_ms()) {
+                eprintln!("error: cannot write the report to {}: {e}", out.display());
+                return EXIT_BAD_INPUT;
+            }
+            println!(
+                "{}: {} simulated in {:.2}s wall ({:.0}x real time), report in {}",
+                scenario.name,
+                sim::duration::format_duration(scenario.duration),
+                wall.as_secs_f64(),
+                scenario.duration.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+                out.display()
+            );
+            verdict(&output)
+        }
+        Some(range) => {
+            let started = Instant::now();
+            let bar = ProgressBar::new(range.len());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} seeds, {msg} [{elapsed_precise}, eta {eta}]",
+                )
+                .expect("valid template"),
+            );
+            let mut sweep = Sweep::new(&scenario.name, kind.as_str());
+            let mut failed = 0u64;
+            for seed in range.seeds() {
+                let output = match run(&scenario, seed, engine) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        bar.abandon();
+                        eprintln!("error: {} (seed {seed}): {e}", scenario.file);
+                        return EXIT_BAD_INPUT;
+                    }
+                };
+                if !output.report.passed {
+                    failed += 1;
+                    let dir = out.join(format!("seed-{seed}"));
+                    if let Err(e) = write_outputs(&dir, &output, scenario.duration_ms()) {
+                        bar.abandon();
+                        eprintln!("error: cannot write the report to {}: {e}", dir.display());
+                        return EXIT_BAD_INPUT;
+                    }
+                }
+                sweep.add(seed, &output);
+                bar.set_message(format!("{failed} failed"));
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            let summary = sweep.finish();
+            print!("{}", summary.to_text());
+            let json = serde_json::to_string_pretty(&summary).expect("a summary serializes") + "\n";
+            if let Err(e) = std::fs::create_dir_all(&out)
+                .and_then(|_| std::fs::write(out.join("sweep.json"), json))
+            {
+                eprintln!(
+                    "error: cannot write {}: {e}",
+                    out.join("sweep.json").display()
+                );
+                return EXIT_BAD_INPUT;
+            }
+            println!(
+                "{} seeds in {:.1}s wall; summary in {}",
+                range.len(),
+                started.elapsed().as_secs_f64(),
+                out.join("sweep.json").display()
+            );
+            if summary.failed > 0 {
+                EXIT_FAILED
+            } else {
+                EXIT_OK
+            }
+        }
+    }
+}
+
+/// Prints the verdict; on failure the first violation, the seed and the repro command.
+fn verdict(output: &RunOutput) -> u8 {
+    let r = &output.report;
+    if r.passed {
+        println!("PASSED (seed {})", r.seed);
+        return EXIT_OK;
+    }
+    let total: u64 = r.violation_counts.values().sum();
+    println!("FAILED (seed {}): {total} violation(s)", r.seed);
+    for v in r.violations.iter().take(10) {
+        println!("  {} at {} ms: {}", v.invariant, v.at_ms, v.detail);
+    }
+    if total > 10 {
+        println!("  ... see report.md for the rest");
+    }
+    println!("reproduce with: {}", output.repro);
+    EXIT_FAILED
+}
+
+fn distribution(nodes: u32, targets: u32, algorithm: Option<&str>, seed: u64) -> u8 {
+    let _ = (nodes, targets, algorithm, seed);
+    // TODO(distribution): wire cluster::shard::quality::distribution once it lands.
+    eprintln!(
+        "error: `sim distribution` needs cluster::shard::quality, which is not in this build yet"
+    );
+    EXIT_BAD_INPUT
+}

@@ -1,0 +1,120 @@
+//! `NoFalseDeathChecker`: a live node that its observer can reach is never declared dead.
+//!
+//! Owns this invariant and the false-positive counts (deaths and suspicions); reads
+//! observations, never changes them.
+
+use std::collections::BTreeMap;
+
+use super::{Violation, Violations};
+use crate::observe::{Observation, Reachability, Status};
+
+pub const INVARIANT: &str = "no_false_death";
+
+/// Counts declarations of death (and suspicions) of members that were live and reachable from
+/// the observer throughout, and reports each false death as a violation once the count goes
+/// above the scenario's tolerance (`expect.max_false_deaths`, default 0).
+///
+/// Why it matters: a false death removes a healthy participant; its targets move away and back
+/// (gaps and duplicates, alloy#249/#784), and at scale repeated false deaths make the cluster
+/// flap. Lifeguard exists to prevent exactly this; this checker proves it does.
+///
+/// A declaration at observation k counts when, at both k-1 and k: observer and member were
+/// live in the same process run, could reach each other, the observer held the member alive
+/// or suspect at k-1, and the member already knew the observer at k-1 (it had joined, so it
+/// could have refuted). A member whose process restarted may legitimately be declared dead:
+/// its old run is dead.
+#[derive(Debug, Default)]
+pub struct NoFalseDeathChecker {
+    prev: Option<Prev>,
+    pub false_deaths: u64,
+    pub false_suspicions: u64,
+    /// Every false death, in order; turned into violations past the tolerance.
+    found: Vec<Violation>,
+}
+
+#[derive(Debug)]
+struct Prev {
+    reachability: Reachability,
+    /// name -> (live, restarts, member -> status)
+    nodes: BTreeMap<String, (bool, u32, BTreeMap<String, Status>)>,
+}
+
+impl NoFalseDeathChecker {
+    pub fn observe(&mut self, obs: &Observation) {
+        if let Some(prev) = &self.prev {
+            for o in obs.nodes.iter().filter(|n| n.live) {
+                let Some((true, o_restarts, o_prev_view)) = prev.nodes.get(&o.name) else {
+                    continue;
+                };
+                if *o_restarts != o.restarts {
+                    continue;
+                }
+                for m in &o.members {
+                    if m.name == o.name || !matches!(m.status, Status::Dead | Status::Suspect) {
+                        continue;
+                    }
+                    let Some(was) = o_prev_view.get(&m.name) else {
+                        continue;
+                    };
+                    let newly = match m.status {
+                        Status::Dead => matches!(was, Status::Alive | Status::Suspect),
+                        _ => *was == Status::Alive,
+                    };
+                    if !newly {
+                        continue;
+                    }
+                    let Some(member_now) = obs.node(&m.name) else {
+                        continue;
+                    };
+                    let Some((true, m_restarts, m_prev_view)) = prev.nodes.get(&m.name) else {
+                        continue;
+                    };
+                    let same_run = member_now.live && member_now.restarts == *m_restarts;
+                    let reachable = obs.reachability.can_reach(&o.name, &m.name)
+                        && prev.reachability.can_reach(&o.name, &m.name);
+                    let knew_observer = m_prev_view.get(&o.name).is_some_and(|s| !s.is_gone());
+                    if !(same_run && reachable && knew_observer) {
+                        continue;
+                    }
+                    if m.status == Status::Dead {
+                        self.false_deaths += 1;
+                        self.found.push(Violation::new(
+                            obs.at_ms,
+                            INVARIANT,
+                            format!(
+                                "{} declared {} dead (incarnation {}) while it was live and reachable",
+                                o.name, m.name, m.incarnation
+                            ),
+                        ));
+                    } else {
+                        self.false_suspicions += 1;
+                    }
+                }
+            }
+        }
+        self.prev = Some(Prev {
+            reachability: obs.reachability.clone(),
+            nodes: obs
+                .nodes
+                .iter()
+                .map(|n| {
+                    let view = n
+                        .members
+                        .iter()
+                        .map(|m| (m.name.clone(), m.status))
+                        .collect();
+                    (n.name.clone(), (n.live, n.restarts, view))
+                })
+                .collect(),
+        });
+    }
+
+    /// Reports the false deaths beyond `tolerated` as violations.
+    pub fn finish(&mut self, tolerated: u64, out: &mut Violations) {
+        if self.false_deaths > tolerated {
+            for v in self.found.drain(..) {
+                out.push(v);
+            }
+        }
+    }
+}

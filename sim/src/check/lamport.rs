@@ -1,0 +1,121 @@
+//! `LamportMonotonicChecker`: Lamport times and incarnations never go backwards at an observer.
+//!
+//! Owns only this invariant; reads observations, never changes them.
+
+use std::collections::BTreeMap;
+
+use super::{Violation, Violations};
+use crate::observe::Observation;
+
+pub const INVARIANT: &str = "lamport_monotonic";
+
+/// Per observer, per member: the Lamport time and incarnation the observer holds never go
+/// backwards; nor do the observer's own clock and incarnation.
+///
+/// Why it matters: "the highest time wins" is how ckit orders state changes and how SWIM orders
+/// alive/suspect/dead. A clock that goes back lets an old message (a node's earlier
+/// `participant`, or `alive` from before its death) overwrite a newer one: nodes disagree on
+/// states forever, or a dead node comes back.
+///
+/// Fresh state is not a regression: when the observer's process restarts, its marks are
+/// dropped; when a member restarted *and* the observer had forgotten it (dropped it from its
+/// member list), the new process may start from zero again.
+#[derive(Debug, Default)]
+pub struct LamportMonotonicChecker {
+    observers: BTreeMap<String, ObserverMarks>,
+}
+
+#[derive(Debug, Default)]
+struct ObserverMarks {
+    restarts: u32,
+    incarnation: u64,
+    lamport: u64,
+    members: BTreeMap<String, MemberMark>,
+}
+
+#[derive(Debug)]
+struct MemberMark {
+    incarnation: u64,
+    lamport: u64,
+    /// The member's process run when this mark was taken.
+    member_restarts: u32,
+    /// The observer dropped the member from its list since the mark was taken.
+    forgotten: bool,
+}
+
+impl LamportMonotonicChecker {
+    pub fn observe(&mut self, obs: &Observation, out: &mut Violations) {
+        for node in obs.nodes.iter().filter(|n| n.live) {
+            let marks = self.observers.entry(node.name.clone()).or_default();
+            if marks.restarts != node.restarts {
+                *marks = ObserverMarks {
+                    restarts: node.restarts,
+                    ..ObserverMarks::default()
+                };
+            }
+            if node.incarnation < marks.incarnation {
+                out.push(Violation::new(
+                    obs.at_ms,
+                    INVARIANT,
+                    format!(
+                        "{}'s own incarnation went back from {} to {}",
+                        node.name, marks.incarnation, node.incarnation
+                    ),
+                ));
+            }
+            if node.lamport < marks.lamport {
+                out.push(Violation::new(
+                    obs.at_ms,
+                    INVARIANT,
+                    format!(
+                        "{}'s own Lamport clock went back from {} to {}",
+                        node.name, marks.lamport, node.lamport
+                    ),
+                ));
+            }
+            marks.incarnation = node.incarnation;
+            marks.lamport = node.lamport;
+
+            for mark in marks.members.values_mut() {
+                mark.forgotten = true;
+            }
+            for m in &node.members {
+                let member_restarts = obs.node(&m.name).map_or(0, |n| n.restarts);
+                if let Some(mark) = marks.members.get(&m.name) {
+                    let fresh = mark.forgotten && member_restarts > mark.member_restarts;
+                    if !fresh {
+                        if m.incarnation < mark.incarnation {
+                            out.push(Violation::new(
+                                obs.at_ms,
+                                INVARIANT,
+                                format!(
+                                    "{} holds {} at incarnation {} after having held incarnation {}",
+                                    node.name, m.name, m.incarnation, mark.incarnation
+                                ),
+                            ));
+                        }
+                        if m.lamport < mark.lamport {
+                            out.push(Violation::new(
+                                obs.at_ms,
+                                INVARIANT,
+                                format!(
+                                    "{} holds {}'s state at Lamport time {} after having held time {}",
+                                    node.name, m.name, m.lamport, mark.lamport
+                                ),
+                            ));
+                        }
+                    }
+                }
+                marks.members.insert(
+                    m.name.clone(),
+                    MemberMark {
+                        incarnation: m.incarnation,
+                        lamport: m.lamport,
+                        member_restarts,
+                        forgotten: false,
+                    },
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! What both engines share: the protocol config a scenario asks for, per-node seeds, and the
+//! translation of a node's membership view into an observation, ownership included.
+//!
+//! Ownership is computed the way the agent computes it: the default sharding algorithm over
+//! the participants the node sees, for the targets its config lists. Identical views share one
+//! computation (a small cache), which is what makes 1,000-node runs affordable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::shard::{key_of_str, Algorithm, Op, Peer, Sharder};
+use cluster::{Config, NodeState};
+
+use crate::observe::{MemberView, NodeObservation, Status};
+use crate::scenario::Scenario;
+
+/// Port every simulated node listens on.
+pub const PORT: u16 = 7946;
+
+/// The address a node advertises: its name is its host name in both engines.
+pub fn addr_of(name: &str) -> String {
+    format!("{name}:{PORT}")
+}
+
+/// The name back from an address produced by [`addr_of`].
+pub fn name_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(h, _)| h)
+}
+
+/// How long a leaving node may take to spread the news before its process stops
+/// (the agent's bound on graceful shutdown).
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Rejoin interval when the scenario does not set one (Alloy's `--cluster.rejoin-interval`).
+pub const DEFAULT_REJOIN: Duration = Duration::from_secs(60);
+
+/// The core config for a scenario: defaults with the scenario's overrides on top.
+pub fn protocol_config(s: &Scenario) -> Config {
+    let p = &s.cluster.protocol;
+    let mut c = Config::default();
+    if let Some(v) = p.probe_interval {
+        c.probe_interval = v;
+    }
+    if let Some(v) = p.probe_timeout {
+        c.probe_timeout = v;
+    }
+    if let Some(v) = p.indirect_checks {
+        c.indirect_checks = v as usize;
+    }
+    if let Some(v) = p.suspicion_mult {
+        c.suspicion_mult = v;
+    }
+    if let Some(v) = p.suspicion_max_timeout_mult {
+        c.suspicion_max_timeout_mult = v;
+    }
+    if let Some(v) = p.retransmit_mult {
+        c.retransmit_mult = v;
+    }
+    if let Some(v) = p.gossip_interval {
+        c.gossip_interval = v;
+    }
+    if let Some(v) = p.gossip_nodes {
+        c.gossip_nodes = v as usize;
+    }
+    if let Some(v) = p.gossip_to_the_dead {
+        c.gossip_to_the_dead = v;
+    }
+    if let Some(v) = p.push_pull_interval {
+        c.push_pull_interval = v;
+    }
+    if let Some(v) = p.awareness_max_multiplier {
+        c.awareness_max_multiplier = v;
+    }
+    if let Some(v) = p.tombstone_ttl {
+        c.tombstone_ttl = v;
+    }
+    if let Some(v) = p.join_peers_max {
+        c.join_peers_max = v as usize;
+    }
+    c
+}
+
+/// The rejoin interval a scenario asks for; zero disables rejoin.
+pub fn rejoin_interval(s: &Scenario) -> Option<Duration> {
+    match s.cluster.protocol.rejoin_interval {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => Some(DEFAULT_REJOIN),
+    }
+}
+
+/// The seed of one process of one node: differs per node and per restart, fixed per run seed.
+pub fn node_seed(run_seed: u64, name: &str, restarts: u32) -> u64 {
+    let h = key_of_str(name);
+    run_seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(h)
+        .wrapping_add((restarts as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9))
+}
+
+/// Status translation from the core's type.
+pub fn status(s: cluster::Status) -> Status {
+    match s {
+        cluster::Status::Alive => Status::Alive,
+        cluster::Status::Suspect => Status::Suspect,
+        cluster::Status::Dead => Status::Dead,
+        cluster::Status::Left => Status::Left,
+    }
+}
+
+/// Caches assignments by (participants, target count): nodes with the same view share one.
+#[derive(Default)]
+pub struct OwnershipCache {
+    sharders: BTreeMap<u32, Sharder>,
+    assignments: BTreeMap<(Vec<String>, u32), Arc<BTreeMap<String, Vec<u32>>>>,
+}
+
+/// Entries kept before the cache is cleared; views change in bursts, then settle.
+const CACHE_ENTRIES_MAX: usize = 256;
+
+impl OwnershipCache {
+    /// Target indices each participant owns, as a node that sees `participants` (sorted) and
+    /// whose config lists `targets` targets computes it.
+    pub fn owners(&mut self, participants: &[String], targets: u32) -> Arc<BTreeMap<String, Vec<u32>>> {
+        let key = (participants.to_vec(), targets);
+        if let Some(a) = self.assignments.get(&key) {
+            return a.clone();
+        }
+        let sharder = self.sharders.entry(targets).or_insert_with(|| {
+            let mut s = Sharder::new(Algorithm::default());
+            let keys: Vec<u64> = (0..targets).map(|i| key_of_str(&format!("target-{i}"))).collect();
+            s.set_keys(&keys);
+            s
+        });
+        let peers: Vec<Peer> = participants.iter().map(|n| Peer::participant(n.clone())).collect();
+        sharder.set_peers(&peers);
+        let assignment = sharder.assign(Op::Write);
+        let mut by_owner: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for i in 0..assignment.len() {
+            if let Some(o) = assignment.owner_of(i) {
+                by_owner.entry(o.to_string()).or_default().push(i as u32);
+            }
+        }
+        let result = Arc::new(by_owner);
+        if self.assignments.len() >= CACHE_ENTRIES_MAX {
+            self.assignments.clear();
+        }
+        self.assignments.insert(key, result.clone());
+        result
+    }
+}
+
+/// What the engines know about a live node, turned into an observation.
+pub struct LiveNode<'a> {
+    pub name: &'a str,
+    pub restarts: u32,
+    pub state: NodeState,
+    pub incarnation: u64,
+    pub lamport: u64,
+    pub members: &'a [cluster::MemberView],
+    pub config_targets: u32,
+}
+
+impl LiveNode<'_> {
+    pub fn observe(&self, cache: &mut OwnershipCache) -> NodeObservation {
+        let members: Vec<MemberView> = self
+            .members
+            .iter()
+            .map(|m| MemberView {
+                name: m.name.clone(),
+                addr: m.addr.clone(),
+                status: status(m.status),
+                state: m.state,
+                incarnation: m.incarnation,
+                lamport: m.lamport,
+            })
+            .collect();
+        let participants: Vec<String> = members
+            .iter()
+            .filter(|m| m.is_participant())
+            .map(|m| m.name.clone())
+            .collect();
+        let owned_targets = if self.state == NodeState::Participant && !participants.is_empty() {
+            cache
+                .owners(&participants, self.config_targets)
+                .get(self.name)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        NodeObservation {
+            name: self.name.to_string(),
+            live: true,
+            restarts: self.restarts,
+            state: self.state,
+            incarnation: self.incarnation,
+            lamport: self.lamport,
+            members,
+            owned_targets,
+            config_targets: self.config_targets,
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The `fast` engine: the sans-I/O core driven directly on the core's in-memory network
+//! ([`cluster::testkit::SimNet`]), time jumping from one event to the next.
+//!
+//! It runs exactly the protocol code the agent runs, minus HTTP/2 and tokio: what it leaves
+//! out is transport latency detail, which is why its convergence times are checked against the
+//! turmoil engine's. It reproduces what the driver adds on top of the core: joining at start,
+//! rejoining at the rejoin interval, becoming a participant once started, and a graceful leave
+//! that waits (bounded) until the `left` news has been gossiped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cluster::testkit::SimNet;
+use cluster::{Instant, Node, NodeState};
+
+use super::common::{self, LiveNode, OwnershipCache};
+use crate::engine::{Engine, EngineError, EngineKind, EngineOutcome};
+use crate::observe::{
+    Counters, EventRecord, NodeObservation, Observation, ObservationSink, Reachability,
+    OBSERVATION_INTERVAL_MS,
+};
+use crate::scenario::{Action, Scenario};
+
+/// Discrete-event engine over the core. Scales to thousands of nodes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastEngine;
+
+struct Proc {
+    restarts: u32,
+    config_targets: u32,
+    /// When the process started, for the rejoin schedule.
+    next_rejoin: Option<Instant>,
+    /// A graceful leave in progress: stop the process once drained or at this time.
+    leave_deadline: Option<Instant>,
+}
+
+struct World<'a> {
+    scenario: &'a Scenario,
+    seed: u64,
+    net: SimNet,
+    config: cluster::Config,
+    rejoin: Option<Duration>,
+    procs: BTreeMap<String, Proc>,
+    reachability: Reachability,
+    cache: OwnershipCache,
+}
+
+impl World<'_> {
+    fn start(&mut self, name: &str) -> Result<(), EngineError> {
+        let now = self.net.now();
+        let addr = common::addr_of(name);
+        let restarts = self.procs.get(name).map_or(0, |p| p.restarts);
+        let node = Node::new(
+            self.config.clone(),
+            name,
+            &addr,
+            common::node_seed(self.seed, name, restarts),
+            now,
+        )
+        .map_err(|e| EngineError::Unsupported(e.to_string()))?;
+        self.net.add(node);
+        let seeds: Vec<String> = self
+            .scenario
+            .join_peers(name)
+            .iter()
+            .map(|n| common::addr_of(n))
+            .collect();
+        self.net.with_node(&addr, |n| {
+            n.join(&seeds);
+            n.set_state(NodeState::Participant).expect("viewer -> participant");
+        });
+        let targets = self.scenario.targets.count;
+        let p = self.procs.entry(name.to_string()).or_insert(Proc {
+            restarts: 0,
+            config_targets: targets,
+            next_rejoin: None,
+            leave_deadline: None,
+        });
+        p.next_rejoin = self.rejoin.map(|d| now + d);
+        p.leave_deadline = None;
+        // A partition in force applies to a node that starts inside it.
+        if let Reachability::Groups(groups) = &self.reachability {
+            let groups = groups.clone();
+            self.partition(&groups);
+        }
+        Ok(())
+    }
+
+    fn partition(&mut self, groups: &[Vec<String>]) {
+        let addrs: Vec<Vec<String>> = groups
+            .iter()
+            .map(|g| g.iter().map(|n| common::addr_of(n)).collect())
+            .collect();
+        self.net.partition(&addrs);
+    }
+
+    fn apply(&mut self, action: &Action) -> Result<(), EngineError> {
+        match action {
+            Action::Partition(groups) => {
+                self.reachability = Reachability::Groups(groups.clone());
+                self.partition(groups);
+            }
+            Action::Heal => {
+                self.reachability = Reachability::Full;
+                self.net.heal();
+            }
+            Action::Crash(name) => {
+                self.net.crash(&common::addr_of(name));
+            }
+            Action::Restart(name) => {
+                self.net.crash(&common::addr_of(name));
+                if let Some(p) = self.procs.get_mut(name) {
+                    p.restarts += 1;
+                }
+                self.start(name)?;
+            }
+            Action::Leave(name) => {
+                let deadline = self.net.now() + common::LEAVE_TIMEOUT;
+                let left = self.net.with_node(&common::addr_of(name), |n| {
+                    let _ = n.set_state(NodeState::Terminating);
+                    n.leave();
+                });
+                if left.is_some() {
+                    if let Some(p) = self.procs.get_mut(name) {
+                        p.leave_deadline = Some(deadline);
+                    }
+                }
+            }
+            Action::Join(name) => self.start(name)?,
+            Action::Targets { nodes, count } => {
+                for n in nodes {
+                    if let Some(p) = self.procs.get_mut(n) {
+                        p.config_targets = *count;
+                    }
+                }
+            }
+            Action::Loss(p) => self.net.set_loss(*p),
+            Action::Latency(r) => self.net.set_latency(r.min, r.max),
+        }
+        Ok(())
+    }
+
+    /// Driver duties due at `now`: periodic rejoin, finishing graceful leaves.
+    fn housekeeping(&mut self) {
+        let now = self.net.now();
+        let names: Vec<String> = self.procs.keys().cloned().collect();
+        for name in names {
+            let addr = common::addr_of(&name);
+            let Some(node) = self.net.node(&addr) else { continue };
+            let drained = node.is_leaving() && node.broadcasts_pending() == 0;
+            let p = self.procs.get_mut(&name).expect("listed");
+            if let Some(deadline) = p.leave_deadline {
+                if drained || now >= deadline {
+                    p.leave_deadline = None;
+                    p.next_rejoin = None;
+                    self.net.crash(&addr);
+                    continue;
+                }
+            }
+            if let (Some(t), Some(every)) = (p.next_rejoin, self.rejoin) {
+                if now >= t {
+                    p.next_rejoin = Some(t + every);
+                    let seeds: Vec<String> = self
+                        .scenario
+                        .join_peers(&name)
+                        .iter()
+                        .map(|n| common::addr_of(n))
+                        .collect();
+                    self.net.with_node(&addr, |n| {
+                        if !n.is_leaving() {
+                            n.join(&seeds);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// The next instant a driver duty is due.
+    fn next_housekeeping(&self) -> Option<Instant> {
+        self.procs
+            .values()
+            .flat_map(|p| [p.next_rejoin, p.leave_deadline])
+            .flatten()
+            .min()
+    }
+
+    fn observe(&mut self, at_ms: u64) -> Observation {
+        let mut nodes = Vec::with_capacity(self.procs.len());
+        for (name, p) in &self.procs {
+            match self.net.node(&common::addr_of(name)) {
+                Some(node) => {
+                    let members = node.members();
+                    let live = LiveNode {
+                        name,
+                        restarts: p.restarts,
+                        state: node.state(),
+                        incarnation: node.incarnation(),
+                        lamport: node.lamport_time(),
+                        members: &members,
+                        config_targets: p.config_targets,
+                    };
+                    nodes.push(live.observe(&mut self.cache));
+                }
+                None => nodes.push(NodeObservation::down(name.clone(), p.restarts, p.config_targets)),
+            }
+        }
+        Observation {
+            at_ms,
+            nodes,
+            reachability: self.reachability.clone(),
+        }
+    }
+
+    /// Advance to `until`, stopping at every driver duty on the way.
+    fn run_until(&mut self, until: Instant) {
+        loop {
+            match self.next_housekeeping() {
+                Some(t) if t <= until => {
+                    self.net.run_until(t);
+                    self.housekeeping();
+                    // Leaves finish when drained: check again soon after.
+                    if self.procs.values().any(|p| p.leave_deadline.is_some()) {
+                        let step = (self.net.now() + Duration::from_millis(100)).min(until);
+                        if step > self.net.now() {
+                            self.net.run_until(step);
+                            self.housekeeping();
+                        }
+                    }
+                    if self.net.now() >= until {
+                        return;
+                    }
+                }
+                _ => {
+                    self.net.run_until(until);
+                    self.housekeeping();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Engine for FastEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Fast
+    }
+
+    fn run(
+        &self,
+        scenario: &Scenario,
+        seed: u64,
+        sink: &mut dyn ObservationSink,
+    ) -> Result<EngineOutcome, EngineError> {
+        let mut net = SimNet::new(seed);
+        net.set_latency(scenario.network.latency.min, scenario.network.latency.max);
+        net.set_loss(scenario.network.loss);
+        let mut world = World {
+            scenario,
+            seed,
+            net,
+            config: common::protocol_config(scenario),
+            rejoin: common::rejoin_interval(scenario),
+            procs: BTreeMap::new(),
+            reachability: Reachability::Full,
+            cache: OwnershipCache::default(),
+        };
+        world
+            .config
+            .validate()
+            .map_err(|e| EngineError::Unsupported(e.to_string()))?;
+        for name in scenario.initial_nodes() {
+            world.start(&name)?;
+        }
+        let mut counters = Counters::default();
+        let end_ms = scenario.duration_ms();
+        let mut events = scenario.events.iter().peekable();
+        let mut next_obs_ms = 0u64;
+        loop {
+            let next_event_ms = events.peek().map(|e| e.at.as_millis() as u64);
+            let t_ms = match next_event_ms {
+                Some(e) if e <= next_obs_ms => e,
+                _ => next_obs_ms,
+            };
+            if t_ms > end_ms {
+                break;
+            }
+            world.run_until(Instant::from_millis(t_ms));
+            while let Some(e) = events.next_if(|e| e.at.as_millis() as u64 == t_ms) {
+                world.apply(&e.action)?;
+                counters.faults.count(&e.action);
+                sink.event(&EventRecord::from_scenario(e));
+            }
+            if t_ms == next_obs_ms {
+                let obs = world.observe(t_ms);
+                sink.observe(&obs);
+                next_obs_ms += OBSERVATION_INTERVAL_MS;
+            }
+        }
+        let s = &world.net.stats;
+        counters.messages_sent = s.messages_sent;
+        counters.bytes_sent = s.bytes_sent;
+        counters.faults.dropped_messages = s.dropped_loss + s.dropped_partition;
+        Ok(EngineOutcome { counters })
+    }
+}

@@ -1,0 +1,361 @@
+//! What engines report: snapshots of every node's view at a fixed simulated interval, the
+//! network's reachability at that moment, the log of injected events, and counters.
+//!
+//! This module owns the data model between engines and checkers, and nothing else: no checking
+//! and no formatting. Everything here is plain data with a defined order (nodes and members
+//! sorted by name, targets ascending) so that the same run always produces the same bytes.
+
+use std::collections::BTreeSet;
+
+pub use cluster::NodeState;
+
+use crate::scenario::{Action, Event};
+
+/// The interval at which engines observe, unless an engine documents another. Half a second is
+/// well under every protocol period (probe 1-5 s), so convergence times are accurate to 0.5 s,
+/// and cheap enough for 1,000 nodes over a few simulated minutes.
+pub const OBSERVATION_INTERVAL_MS: u64 = 500;
+
+/// Membership status of a member as one observer sees it (SWIM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Alive,
+    Suspect,
+    Dead,
+    /// Left gracefully; never the same as dead.
+    Left,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Alive => "alive",
+            Status::Suspect => "suspect",
+            Status::Dead => "dead",
+            Status::Left => "left",
+        }
+    }
+
+    /// Dead or left: the member is out of the cluster in this observer's view.
+    pub fn is_gone(self) -> bool {
+        matches!(self, Status::Dead | Status::Left)
+    }
+}
+
+/// One member as one observer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub name: String,
+    /// Address the observer has for it (`host:port`), as the engine names addresses.
+    pub addr: String,
+    pub status: Status,
+    /// The member's node state as last heard by the observer.
+    pub state: NodeState,
+    /// SWIM incarnation number the observer holds for it.
+    pub incarnation: u64,
+    /// Lamport time of the member's latest state message the observer holds.
+    pub lamport: u64,
+}
+
+impl MemberView {
+    /// Whether the observer counts this member as a participant (owns targets): state
+    /// participant and not dead/left. A suspect is still a participant until declared dead.
+    pub fn is_participant(&self) -> bool {
+        self.state == NodeState::Participant && !self.status.is_gone()
+    }
+}
+
+/// One node at one instant: what the node is, and what it believes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeObservation {
+    pub name: String,
+    /// Its process is running (false after a crash, after it left and stopped, before a join).
+    pub live: bool,
+    /// How many times its process was restarted so far. A new value means fresh process
+    /// state: its own clocks may start again from zero.
+    pub restarts: u32,
+    /// Its own node state.
+    pub state: NodeState,
+    /// Its own incarnation.
+    pub incarnation: u64,
+    /// Its own Lamport clock.
+    pub lamport: u64,
+    /// Its membership view, itself included, sorted by name. Empty when not live.
+    pub members: Vec<MemberView>,
+    /// Target indices it believes it owns for writes (it would scrape them), ascending.
+    /// Empty when not live; always empty for viewers and terminating nodes.
+    pub owned_targets: Vec<u32>,
+    /// How many targets its config lists: it knows `target-0 .. target-<config_targets - 1>`.
+    pub config_targets: u32,
+}
+
+impl NodeObservation {
+    /// A node whose process is not running (crashed, left and stopped, not yet joined).
+    pub fn down(name: impl Into<String>, restarts: u32, config_targets: u32) -> Self {
+        NodeObservation {
+            name: name.into(),
+            live: false,
+            restarts,
+            state: NodeState::Viewer,
+            incarnation: 0,
+            lamport: 0,
+            members: Vec::new(),
+            owned_targets: Vec::new(),
+            config_targets,
+        }
+    }
+
+    /// The names this node counts as participants, sorted.
+    pub fn participant_view(&self) -> Vec<&str> {
+        self.members
+            .iter()
+            .filter(|m| m.is_participant())
+            .map(|m| m.name.as_str())
+            .collect()
+    }
+
+    pub fn member(&self, name: &str) -> Option<&MemberView> {
+        self.members
+            .binary_search_by(|m| m.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.members[i])
+    }
+}
+
+/// Which nodes can reach which at an instant: the partition in force.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Reachability {
+    /// No partition: every node can reach every other (loss and latency aside).
+    #[default]
+    Full,
+    /// A partition: nodes in the same group reach each other; a node in no group is alone.
+    Groups(Vec<Vec<String>>),
+}
+
+/// The side of a partition a node is on. Two nodes can reach each other iff equal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    Everyone,
+    Group(usize),
+    Alone(String),
+}
+
+impl Reachability {
+    pub fn side(&self, name: &str) -> Side {
+        match self {
+            Reachability::Full => Side::Everyone,
+            Reachability::Groups(groups) => groups
+                .iter()
+                .position(|g| g.iter().any(|n| n == name))
+                .map_or_else(|| Side::Alone(name.to_string()), Side::Group),
+        }
+    }
+
+    pub fn can_reach(&self, a: &str, b: &str) -> bool {
+        a == b || self.side(a) == self.side(b)
+    }
+
+    /// The reachability after `action`, or `None` if `action` does not change it.
+    pub fn after(&self, action: &Action) -> Option<Reachability> {
+        match action {
+            Action::Partition(groups) => Some(Reachability::Groups(groups.clone())),
+            Action::Heal => Some(Reachability::Full),
+            _ => None,
+        }
+    }
+}
+
+/// Every node at one simulated instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub at_ms: u64,
+    /// Every node the run has had so far (live or not), sorted by name, names unique.
+    pub nodes: Vec<NodeObservation>,
+    pub reachability: Reachability,
+}
+
+impl Observation {
+    pub fn node(&self, name: &str) -> Option<&NodeObservation> {
+        self.nodes
+            .binary_search_by(|n| n.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.nodes[i])
+    }
+
+    /// Whether `name` is a live node (unknown names are not).
+    pub fn is_live(&self, name: &str) -> bool {
+        self.node(name).is_some_and(|n| n.live)
+    }
+
+    /// Checks the ordering rules engines must keep; the checkers rely on them. Returns what is
+    /// wrong, for an engine's own tests and for `Checks` to report as an engine bug.
+    pub fn shape_error(&self) -> Option<String> {
+        for w in self.nodes.windows(2) {
+            if w[0].name >= w[1].name {
+                return Some(format!(
+                    "nodes not sorted by unique name: {:?} before {:?}",
+                    w[0].name, w[1].name
+                ));
+            }
+        }
+        for n in &self.nodes {
+            for w in n.members.windows(2) {
+                if w[0].name >= w[1].name {
+                    return Some(format!(
+                        "{}: members not sorted by unique name at {:?}",
+                        n.name, w[1].name
+                    ));
+                }
+            }
+            for w in n.owned_targets.windows(2) {
+                if w[0] >= w[1] {
+                    return Some(format!(
+                        "{}: owned_targets not ascending and unique at {}",
+                        n.name, w[1]
+                    ));
+                }
+            }
+            if let Some(t) = n.owned_targets.last() {
+                if *t >= n.config_targets {
+                    return Some(format!(
+                        "{}: owns target {t} but its config lists only {}",
+                        n.name, n.config_targets
+                    ));
+                }
+            }
+            if n.live && n.member(&n.name).is_none() {
+                return Some(format!(
+                    "{}: a live node must list itself among its members",
+                    n.name
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// One entry of the run's event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub at_ms: u64,
+    /// One line, e.g. `crash node-3` (see `Action::describe`).
+    pub description: String,
+    /// Whether it changes the set of participants (crash, restart, leave, join).
+    pub membership_change: bool,
+    /// A partition or heal carries the reachability it puts in force.
+    pub reachability: Option<Reachability>,
+}
+
+impl EventRecord {
+    /// The record of a scenario event as applied; every engine logs scenario events this way.
+    pub fn from_scenario(event: &Event) -> Self {
+        EventRecord {
+            at_ms: event.at.as_millis() as u64,
+            description: event.action.describe(),
+            membership_change: event.action.is_membership_change(),
+            reachability: Reachability::Full.after(&event.action),
+        }
+    }
+
+    /// A fault an engine added on its own (from the seed).
+    pub fn new(at_ms: u64, description: impl Into<String>, membership_change: bool) -> Self {
+        EventRecord {
+            at_ms,
+            description: description.into(),
+            membership_change,
+            reachability: None,
+        }
+    }
+}
+
+/// Faults injected during a run, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FaultCounts {
+    pub partitions: u64,
+    pub heals: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub leaves: u64,
+    pub joins: u64,
+    /// `targets` events (config drift).
+    pub config_changes: u64,
+    /// `loss` and `latency` events.
+    pub network_changes: u64,
+    /// Messages (packets or requests) the network dropped.
+    pub dropped_messages: u64,
+}
+
+impl FaultCounts {
+    /// Counts one applied scenario action.
+    pub fn count(&mut self, action: &Action) {
+        let slot = match action {
+            Action::Partition(_) => &mut self.partitions,
+            Action::Heal => &mut self.heals,
+            Action::Crash(_) => &mut self.crashes,
+            Action::Restart(_) => &mut self.restarts,
+            Action::Leave(_) => &mut self.leaves,
+            Action::Join(_) => &mut self.joins,
+            Action::Targets { .. } => &mut self.config_changes,
+            Action::Loss(_) | Action::Latency(_) => &mut self.network_changes,
+        };
+        *slot += 1;
+    }
+}
+
+/// What an engine counted over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages (packets and push/pull streams) handed to the network.
+    pub messages_sent: u64,
+    /// Bytes of those messages (payload as the core produced it).
+    pub bytes_sent: u64,
+    pub faults: FaultCounts,
+}
+
+/// Where an engine sends what it sees, as it runs.
+pub trait ObservationSink {
+    /// An event was applied (see the `Engine` contract for ordering).
+    fn event(&mut self, record: &EventRecord);
+    /// A snapshot of every node.
+    fn observe(&mut self, observation: &Observation);
+}
+
+/// A sink that keeps everything, for tests and for small runs that are analysed twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recording {
+    pub events: Vec<EventRecord>,
+    pub observations: Vec<Observation>,
+}
+
+impl ObservationSink for Recording {
+    fn event(&mut self, record: &EventRecord) {
+        self.events.push(record.clone());
+    }
+    fn observe(&mut self, observation: &Observation) {
+        self.observations.push(observation.clone());
+    }
+}
+
+impl Recording {
+    /// Sends everything again, events before observations of the same instant.
+    pub fn replay(&self, sink: &mut dyn ObservationSink) {
+        let mut events = self.events.iter().peekable();
+        for obs in &self.observations {
+            while let Some(e) = events.next_if(|e| e.at_ms <= obs.at_ms) {
+                sink.event(e);
+            }
+            sink.observe(obs);
+        }
+        for e in events {
+            sink.event(e);
+        }
+    }
+
+    /// Every node name seen in any observation.
+    pub fn node_names(&self) -> BTreeSet<String> {
+        self.observations
+            .iter()
+            .flat_map(|o| o.nodes.iter().map(|n| n.name.clone()))
+            .collect()
+    }
+}

@@ -1,0 +1,80 @@
+//! One run: scenario + seed + engine -> checks -> report files. Also the command line that
+//! reproduces a run.
+//!
+//! Owns the order of the steps and where files go; the steps themselves live in `engine`,
+//! `check`, `report` and `plot`.
+
+use std::path::{Path, PathBuf};
+
+use crate::check::{Checks, Findings};
+use crate::engine::{Engine, EngineError, EngineKind};
+use crate::observe::{Counters, ObservationSink};
+use crate::plot::write_plots;
+use crate::report::{write_reports, Report};
+use crate::scenario::Scenario;
+
+/// The result of one run, before anything is written.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub report: Report,
+    pub findings: Findings,
+    /// The command that reproduces this run.
+    pub repro: String,
+}
+
+/// Runs `scenario` on `engine` with `seed` and checks everything.
+pub fn run(scenario: &Scenario, seed: u64, engine: &dyn Engine) -> Result<RunOutput, EngineError> {
+    analyze(scenario, seed, engine.kind(), |sink| {
+        engine
+            .run(scenario, seed, sink)
+            .map(|outcome| outcome.counters)
+    })
+}
+
+/// Checks whatever `feed` sends (an engine, or a recorded run replayed) as a run of `scenario`.
+pub fn analyze<E>(
+    scenario: &Scenario,
+    seed: u64,
+    engine: EngineKind,
+    feed: impl FnOnce(&mut dyn ObservationSink) -> Result<Counters, E>,
+) -> Result<RunOutput, E> {
+    let mut checks = Checks::new(scenario);
+    let counters = feed(&mut checks)?;
+    let findings = checks.finish();
+    let report = Report::build(scenario, seed, engine, &findings, &counters);
+    Ok(RunOutput {
+        report,
+        findings,
+        repro: repro_command(scenario, seed, engine),
+    })
+}
+
+/// `sim <file> --seed <seed> --engine <engine>`.
+pub fn repro_command(scenario: &Scenario, seed: u64, engine: EngineKind) -> String {
+    format!(
+        "sim {} --seed {seed} --engine {engine}",
+        shell_word(&scenario.file)
+    )
+}
+
+/// The default report folder: `reports/<scenario name>/`.
+pub fn default_out_dir(scenario: &Scenario) -> PathBuf {
+    Path::new("reports").join(&scenario.name)
+}
+
+/// Writes report.json, report.md and the plots into `dir`.
+pub fn write_outputs(dir: &Path, output: &RunOutput, duration_ms: u64) -> std::io::Result<()> {
+    write_reports(dir, &output.report, &output.repro)?;
+    write_plots(dir, &output.findings.timeline, duration_ms)
+}
+
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
