@@ -1,0 +1,248 @@
+//! The remote write client against a fake receiver on loopback: wire format and headers,
+//! batching, retry rules (5xx/429/network retried, other 4xx not), the bounded queue and its
+//! counters.
+
+mod pipeline_support;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent::config::{EndpointConfig, RemoteWriteConfig};
+use agent::remote_write::proto::{decode_write_request, snappy_decompress, DecodedSeries};
+use agent::remote_write::RemoteWrite;
+use agent::scrape::{Appender, Labels, Sample};
+use http_body_util::BodyExt;
+use pipeline_support::{eventually, reply, TestServer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What the fake receiver saw.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(hyper::HeaderMap, Vec<DecodedSeries>)>,
+}
+
+/// A receiver answering with the queued statuses (then 204) and decoding every body.
+async fn receiver(statuses: Vec<u16>) -> (TestServer, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let statuses = Arc::new(Mutex::new(VecDeque::from(statuses)));
+    let s = seen.clone();
+    let server = TestServer::start(Arc::new(
+        move |req: hyper::Request<hyper::body::Incoming>| {
+            let seen = s.clone();
+            let statuses = statuses.clone();
+            Box::pin(async move {
+                let headers = req.headers().clone();
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                let decoded = decode_write_request(&snappy_decompress(&body).unwrap()).unwrap();
+                seen.lock().unwrap().requests.push((headers, decoded));
+                let status = statuses.lock().unwrap().pop_front().unwrap_or(204);
+                reply(status, "")
+            })
+        },
+    ))
+    .await;
+    (server, seen)
+}
+
+fn config(addr: &str, tweak: impl FnOnce(&mut EndpointConfig)) -> RemoteWriteConfig {
+    let mut e = EndpointConfig::with_defaults(&format!("http://{addr}/api/v1/write"));
+    e.queue.batch_send_deadline = Duration::from_millis(100);
+    e.queue.min_backoff = Duration::from_millis(10);
+    e.queue.max_backoff = Duration::from_millis(40);
+    e.remote_timeout = Duration::from_secs(2);
+    tweak(&mut e);
+    RemoteWriteConfig {
+        name: "test".into(),
+        endpoints: vec![e],
+        external_labels: Default::default(),
+    }
+}
+
+fn samples(n: usize) -> Vec<Sample> {
+    (0..n)
+        .map(|i| Sample {
+            labels: Labels::from_pairs([
+                ("__name__", "m"),
+                ("i", i.to_string().as_str()),
+                ("job", "j"),
+            ]),
+            timestamp_ms: 1_700_000_000_000 + i as i64,
+            value: i as f64,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn batches_carry_protocol_headers_and_decode_to_the_samples_sent() {
+    let (server, seen) = receiver(vec![]).await;
+    let rw = RemoteWrite::start(config(&server.address(), |_| {}));
+    rw.receiver().append(&samples(3));
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "3 samples sent", || {
+        (metrics.snapshot().samples_sent_total == 3).then_some(())
+    })
+    .await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.requests.len(), 1);
+    let (headers, series) = &seen.requests[0];
+    assert_eq!(headers["content-encoding"], "snappy");
+    assert_eq!(headers["content-type"], "application/x-protobuf");
+    assert_eq!(headers["x-prometheus-remote-write-version"], "0.1.0");
+    assert_eq!(series.len(), 3);
+    assert_eq!(
+        series[1].labels,
+        vec![
+            ("__name__".to_string(), "m".to_string()),
+            ("i".to_string(), "1".to_string()),
+            ("job".to_string(), "j".to_string())
+        ]
+    );
+    assert_eq!(series[1].samples, vec![(1_700_000_000_001, 1.0)]);
+    let snap = metrics.snapshot();
+    assert_eq!(snap.samples_pending, 0);
+    assert_eq!(snap.highest_sent_timestamp_ms, 1_700_000_000_002);
+    assert!(snap.bytes_sent_total > 0);
+}
+
+#[tokio::test]
+async fn full_batches_go_at_once_and_the_rest_after_the_deadline() {
+    let (server, seen) = receiver(vec![]).await;
+    let rw = RemoteWrite::start(config(&server.address(), |e| {
+        e.queue.max_samples_per_send = 10;
+        e.queue.batch_send_deadline = Duration::from_millis(300);
+    }));
+    rw.receiver().append(&samples(25));
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "25 samples sent", || {
+        (metrics.snapshot().samples_sent_total == 25).then_some(())
+    })
+    .await;
+    let sizes: Vec<usize> = seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .map(|(_, s)| s.iter().map(|x| x.samples.len()).sum())
+        .collect();
+    assert_eq!(sizes, vec![10, 10, 5]);
+}
+
+#[tokio::test]
+async fn server_errors_and_429_are_retried_until_accepted() {
+    let (server, seen) = receiver(vec![500, 503, 429]).await;
+    let rw = RemoteWrite::start(config(&server.address(), |_| {}));
+    rw.receiver().append(&samples(4));
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "sent after retries", || {
+        (metrics.snapshot().samples_sent_total == 4).then_some(())
+    })
+    .await;
+    let snap = metrics.snapshot();
+    assert_eq!(snap.requests_total, 4);
+    assert_eq!(snap.samples_retried_total, 12);
+    assert_eq!(snap.samples_failed_total, 0);
+    assert_eq!(snap.samples_pending, 0);
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.requests.windows(2).all(|w| w[0].1 == w[1].1),
+        "retries resend the same batch"
+    );
+}
+
+#[tokio::test]
+async fn other_client_errors_are_not_retried() {
+    let (server, _) = receiver(vec![400]).await;
+    let rw = RemoteWrite::start(config(&server.address(), |_| {}));
+    rw.receiver().append(&samples(5));
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "batch failed", || {
+        (metrics.snapshot().samples_failed_total == 5).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let snap = metrics.snapshot();
+    assert_eq!(snap.requests_total, 1);
+    assert_eq!(snap.samples_sent_total, 0);
+    assert_eq!(snap.samples_pending, 0);
+
+    let (server, _) = receiver(vec![429]).await;
+    let rw = RemoteWrite::start(config(&server.address(), |e| {
+        e.queue.retry_on_http_429 = false
+    }));
+    rw.receiver().append(&samples(2));
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "429 not retried", || {
+        (metrics.snapshot().samples_failed_total == 2).then_some(())
+    })
+    .await;
+    assert_eq!(metrics.snapshot().requests_total, 1);
+}
+
+#[tokio::test]
+async fn network_errors_are_retried_and_shutdown_gives_up_at_its_deadline() {
+    // A port nobody listens on.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let rw = RemoteWrite::start(config(&addr.to_string(), |_| {}));
+    rw.receiver().append(&samples(3));
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "several attempts", || {
+        (metrics.snapshot().requests_total >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(metrics.snapshot().samples_sent_total, 0);
+    tokio::time::timeout(WAIT, rw.shutdown(Duration::from_millis(200)))
+        .await
+        .expect("shutdown is bounded");
+    let snap = metrics.snapshot();
+    assert_eq!(snap.samples_failed_total, 3);
+    assert_eq!(snap.samples_pending, 0);
+    rw.receiver().append(&samples(1));
+    assert_eq!(
+        metrics.snapshot().samples_dropped_total,
+        1,
+        "closed queue drops"
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_instead_of_growing() {
+    let (server, _) = receiver(vec![500; 1000]).await;
+    let rw = RemoteWrite::start(config(&server.address(), |e| {
+        e.queue.capacity = 5;
+        e.queue.max_samples_per_send = 5;
+    }));
+    rw.receiver().append(&samples(20));
+    let metrics = rw.metrics()[0].1.clone();
+    let snap = metrics.snapshot();
+    assert_eq!(snap.samples_in_total, 20);
+    assert_eq!(snap.samples_dropped_total, 15);
+    assert_eq!(snap.samples_pending, 5);
+    rw.shutdown(Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn external_labels_are_added_unless_present() {
+    let (server, seen) = receiver(vec![]).await;
+    let mut cfg = config(&server.address(), |_| {});
+    cfg.external_labels.insert("cluster".into(), "eu1".into());
+    cfg.external_labels.insert("job".into(), "ignored".into());
+    let rw = RemoteWrite::start(cfg);
+    rw.receiver().append(&samples(1));
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "sent", || {
+        (metrics.snapshot().samples_sent_total == 1).then_some(())
+    })
+    .await;
+    let labels = seen.lock().unwrap().requests[0].1[0].labels.clone();
+    assert!(labels.contains(&("cluster".to_string(), "eu1".to_string())));
+    assert!(labels.contains(&("job".to_string(), "j".to_string())));
+    assert!(
+        labels.windows(2).all(|w| w[0].0 < w[1].0),
+        "labels sorted: {labels:?}"
+    );
+}
