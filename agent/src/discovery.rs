@@ -70,6 +70,17 @@ impl Target {
             .filter(|(k, _)| !k.starts_with("__meta_"))
             .map(|(k, v)| (k.as_str(), v.as_str()))
     }
+
+    /// The target's shard key (Alloy >= 1.2: xxhash64 over the sorted non-`__meta_` labels),
+    /// the input to ownership lookups in `cluster::shard`.
+    pub fn shard_key(&self) -> u64 {
+        let pairs: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        cluster::shard::target_key(&pairs)
+    }
 }
 
 /// One problem with one file during a refresh.
@@ -392,6 +403,15 @@ mod tests {
         let yaml = "- targets: ['a:1']\n  labels:\n    env: dev\n";
         let t = parse_file_sd(yaml, "yaml", "/x.yaml").unwrap();
         assert_eq!(t[0].get("env"), Some("dev"));
+    }
+
+    #[test]
+    fn shard_key_ignores_meta_labels() {
+        let a = Target::from_labels([("__address__", "h:1"), ("__meta_filepath", "/a.json")]);
+        let b = Target::from_labels([("__address__", "h:1"), ("__meta_filepath", "/b.json")]);
+        let c = Target::from_labels([("__address__", "h:2")]);
+        assert_eq!(a.shard_key(), b.shard_key());
+        assert_ne!(a.shard_key(), c.shard_key());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! such as `prometheus.remote_write`. No I/O here.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Bit pattern of the staleness marker, a NaN that Prometheus reads as "this series ended".
 /// A plain NaN sample is not a staleness marker.
@@ -19,8 +20,10 @@ pub fn is_stale_nan(v: f64) -> bool {
 }
 
 /// A series' labels, sorted by name, names unique, no empty values. `__name__` is a label.
+/// Immutable and shared: cloning is a reference-count increment, so the same labels can sit
+/// in the staleness set and in several remote write queues without copies.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Arc<[(String, String)]>);
 
 impl Labels {
     /// Builds labels from pairs: sorts them, drops empty values, and on duplicate names keeps
@@ -42,7 +45,7 @@ impl Labels {
             }
         }
         out.retain(|(_, v)| !v.is_empty());
-        Labels(out)
+        Labels(out.into())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -72,7 +75,7 @@ impl Labels {
     /// xxhash64 over `name 0xFF value 0xFF ...`, for grouping and sharding.
     pub fn hash(&self) -> u64 {
         let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for (k, v) in &self.0 {
+        for (k, v) in self.0.iter() {
             h.update(k.as_bytes());
             h.update(&[0xff]);
             h.update(v.as_bytes());
