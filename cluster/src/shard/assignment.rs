@@ -90,8 +90,10 @@ impl Assignment {
             before.len(),
             "moved_from compares assignments of the same key list"
         );
-        // Translate `before`'s peer indices into ours by merging the two sorted name lists.
-        let mut translate = vec![NO_OWNER; before.peers.len()];
+        // Translate `before`'s peer indices into ours by merging the two sorted name lists; a
+        // peer we do not have maps to GONE, which differs from every owner including NO_OWNER.
+        const GONE: u32 = NO_OWNER - 1;
+        let mut translate = vec![GONE; before.peers.len()];
         let mut j = 0;
         for (i, name) in before.peers.iter().enumerate() {
             while j < self.peers.len() && self.peers[j] < *name {

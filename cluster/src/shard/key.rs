@@ -43,12 +43,8 @@ pub fn key_of_str(s: &str) -> u64 {
     xxh64(s.as_bytes(), 0)
 }
 
-/// The SplitMix64 increment (2^64 / golden ratio).
-pub(crate) const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
 /// A bijective 64-bit finalizer with full avalanche (the SplitMix64 / Stafford "mix13" output
-/// function). Used where we need an independent-looking 64-bit value from structured input:
-/// rendezvous scores and the bounded ring's tokens.
+/// function). Rendezvous scores are `mix64(key ^ node_hash)`.
 #[inline]
 pub(crate) fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -97,7 +93,7 @@ mod tests {
 
     #[test]
     fn mix64_is_splitmix64_output() {
-        // First output of SplitMix64 seeded with 0 (state advanced by the gamma once).
-        assert_eq!(mix64(GOLDEN_GAMMA), 0xE220_A839_7B1D_CDAF);
+        // First output of SplitMix64 seeded with 0: mix64(0 + golden gamma).
+        assert_eq!(mix64(0x9E37_79B9_7F4A_7C15), 0xE220_A839_7B1D_CDAF);
     }
 }

@@ -30,8 +30,11 @@ mod sharder;
 
 pub use algorithm::Algorithm;
 pub use assignment::Assignment;
-pub use bounded::{BoundedConfig, ClaimOrder};
+pub use bounded::BoundedConfig;
 pub use key::{key_of_str, target_key};
 pub use peer::{Op, Peer};
 pub use quality::DistributionReport;
 pub use sharder::{Sharder, RING_TOKENS_PER_NODE};
+
+#[cfg(test)]
+mod tests;

@@ -63,9 +63,7 @@ pub(crate) fn eligible_names(peers: &[Peer], op: Op) -> Vec<String> {
     sorted.sort_unstable_by(|a, b| (&a.name, a.state).cmp(&(&b.name, b.state)));
     let mut names: Vec<String> = Vec::with_capacity(sorted.len());
     for (i, peer) in sorted.iter().enumerate() {
-        let last_of_name = sorted
-            .get(i + 1)
-            .map_or(true, |next| next.name != peer.name);
+        let last_of_name = sorted.get(i + 1).is_none_or(|next| next.name != peer.name);
         if last_of_name && op.is_eligible(peer.state) {
             names.push(peer.name.clone());
         }

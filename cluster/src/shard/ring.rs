@@ -6,24 +6,12 @@
 //! linear pass. Nodes are indices into the sorted eligible names, so "tie to the smaller name"
 //! is "tie to the smaller index". It does not know about ops, states or load caps.
 //!
-//! Two token derivations exist:
-//! - [`TokenScheme::Ckit`] reproduces ckit's `internal/chash/ring.go`: one streaming xxhash64
-//!   digest per node, fed the node name, then one more byte per token (the token number
-//!   truncated to a byte); token `t` is the digest after `t + 1` such bytes. Our `ring` algorithm
-//!   uses it, so our figures are comparable with ckit's.
-//! - [`TokenScheme::SplitMix`]: token `t` is the `t`-th SplitMix64 output seeded with
-//!   xxhash64(name). Same quality, cheaper to build; the `bounded` algorithm uses it.
+//! Tokens are derived as ckit's `internal/chash/ring.go` derives them, so our figures are
+//! comparable with ckit's: one streaming xxhash64 digest per node, fed the node name, then one
+//! more byte per token (the token number truncated to a byte); token `t` is the digest after
+//! `t + 1` such bytes. (Facts taken from ckit; the code is ours.)
 
-use xxhash_rust::xxh64::{xxh64, Xxh64};
-
-use super::key::{mix64, GOLDEN_GAMMA};
-
-/// How token hashes are derived from a node name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TokenScheme {
-    Ckit,
-    SplitMix,
-}
+use xxhash_rust::xxh64::Xxh64;
 
 /// The sorted tokens of one peer set. Tokens are sorted by (hash, node), i.e. ties go to the
 /// smaller name. Stored as two parallel arrays so the merge-walk touches only the hashes.
@@ -36,7 +24,7 @@ pub(crate) struct Ring {
 
 impl Ring {
     /// Builds the ring of `names` (sorted, distinct) with `tokens_per_node` tokens each.
-    pub(crate) fn new(names: &[String], tokens_per_node: usize, scheme: TokenScheme) -> Ring {
+    pub(crate) fn new(names: &[String], tokens_per_node: usize) -> Ring {
         assert!(
             tokens_per_node > 0,
             "a ring needs at least one token per node"
@@ -48,22 +36,11 @@ impl Ring {
         let mut tokens: Vec<(u64, u32)> = Vec::with_capacity(names.len() * tokens_per_node);
         for (node, name) in names.iter().enumerate() {
             let node = node as u32;
-            match scheme {
-                TokenScheme::Ckit => {
-                    let mut digest = Xxh64::new(0);
-                    digest.update(name.as_bytes());
-                    for t in 0..tokens_per_node {
-                        digest.update(&[t as u8]);
-                        tokens.push((digest.digest(), node));
-                    }
-                }
-                TokenScheme::SplitMix => {
-                    let mut state = xxh64(name.as_bytes(), 0);
-                    for _ in 0..tokens_per_node {
-                        state = state.wrapping_add(GOLDEN_GAMMA);
-                        tokens.push((mix64(state), node));
-                    }
-                }
+            let mut digest = Xxh64::new(0);
+            digest.update(name.as_bytes());
+            for t in 0..tokens_per_node {
+                digest.update(&[t as u8]);
+                tokens.push((digest.digest(), node));
             }
         }
         tokens.sort_unstable();
@@ -73,14 +50,6 @@ impl Ring {
             nodes,
             node_count: names.len(),
         }
-    }
-
-    pub(crate) fn node_count(&self) -> usize {
-        self.node_count
-    }
-
-    pub(crate) fn token_count(&self) -> usize {
-        self.hashes.len()
     }
 
     /// The node holding token `t`.
@@ -141,20 +110,21 @@ impl Ring {
         out
     }
 
-    /// For every key of `sorted_keys` (ascending), calls `f(position, first_token)` in order.
+    /// For every `(key, index)` of `sorted` (ascending by key), calls `f(index, first_token)`,
+    /// in order.
     ///
     /// One linear merge of keys against tokens instead of a binary search per key: O(K + T) and
     /// branch-predictable. Must not be called on an empty ring.
     #[inline]
-    pub(crate) fn walk_sorted(&self, sorted_keys: &[u64], mut f: impl FnMut(usize, usize)) {
-        debug_assert!(sorted_keys.windows(2).all(|w| w[0] <= w[1]));
+    pub(crate) fn walk_sorted(&self, sorted: &[(u64, u32)], mut f: impl FnMut(u32, usize)) {
+        debug_assert!(sorted.windows(2).all(|w| w[0] <= w[1]));
         let hashes = &self.hashes[..];
         let mut t = 0usize;
-        for (pos, &key) in sorted_keys.iter().enumerate() {
+        for &(key, index) in sorted {
             while t < hashes.len() && hashes[t] < key {
                 t += 1;
             }
-            f(pos, if t == hashes.len() { 0 } else { t });
+            f(index, if t == hashes.len() { 0 } else { t });
         }
     }
 }
@@ -162,6 +132,8 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shard::key::mix64;
+    use xxhash_rust::xxh64::xxh64;
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("node-{i}")).collect()
@@ -169,7 +141,7 @@ mod tests {
 
     #[test]
     fn ckit_tokens_are_a_growing_xxhash_stream_of_the_name() {
-        let ring = Ring::new(&names(1), 3, TokenScheme::Ckit);
+        let ring = Ring::new(&names(1), 3);
         let mut expected = vec![
             xxh64(b"node-0\x00", 0),
             xxh64(b"node-0\x00\x01", 0),
@@ -181,7 +153,7 @@ mod tests {
 
     #[test]
     fn owner_is_first_token_at_or_after_the_key_wrapping_around() {
-        let ring = Ring::new(&names(3), 4, TokenScheme::SplitMix);
+        let ring = Ring::new(&names(3), 4);
         let first = ring.hashes[0];
         let last = *ring.hashes.last().unwrap();
         assert_eq!(ring.lookup(first, 1), vec![ring.nodes[0]]);
@@ -192,7 +164,7 @@ mod tests {
 
     #[test]
     fn replicas_are_distinct_and_capped_by_node_count() {
-        let ring = Ring::new(&names(5), 8, TokenScheme::Ckit);
+        let ring = Ring::new(&names(5), 8);
         for key in [0u64, 1 << 40, u64::MAX] {
             let all = ring.lookup(key, 10);
             assert_eq!(all.len(), 5);
@@ -207,11 +179,17 @@ mod tests {
 
     #[test]
     fn merge_walk_agrees_with_binary_search() {
-        let ring = Ring::new(&names(7), 16, TokenScheme::SplitMix);
-        let mut keys: Vec<u64> = (0..500u64).map(|i| mix64(i + 1)).collect();
-        keys.push(u64::MAX);
-        keys.push(0);
+        let ring = Ring::new(&names(7), 16);
+        let mut keys: Vec<(u64, u32)> = (0..500u64).map(|i| (mix64(i + 1), i as u32)).collect();
+        keys.push((u64::MAX, 500));
+        keys.push((0, 501));
         keys.sort_unstable();
-        ring.walk_sorted(&keys, |pos, t| assert_eq!(t, ring.first_token(keys[pos])));
+        let mut seen = 0;
+        ring.walk_sorted(&keys, |index, t| {
+            let key = keys.iter().find(|k| k.1 == index).unwrap().0;
+            assert_eq!(t, ring.first_token(key));
+            seen += 1;
+        });
+        assert_eq!(seen, keys.len());
     }
 }

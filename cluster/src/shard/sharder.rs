@@ -1,24 +1,35 @@
 //! The [`Sharder`]: one algorithm, the current peer set and the current target list, kept
-//! ready so that a membership change costs one index rebuild and one linear pass.
+//! ready so that a membership or target change costs work proportional to what changed.
 //!
-//! This module owns the caches (the eligible peer views per op, the sorted keys and anything
-//! else derived from the keys alone) and dispatches lookups and whole-set assignments to the
-//! algorithm modules. Everything is rebuilt from sorted inputs, so the result never depends on
-//! the order peers or keys were given in (beyond the caller's key indices).
+//! This module owns the caches: the eligible peer view per op (names, and the ring or the
+//! rendezvous winner table), the sorted target list, and anything else derived from the targets
+//! alone (hashmod digests). It dispatches lookups and whole-list assignments to the algorithm
+//! modules. Every cache is a function of the current inputs only, so results never depend on
+//! the history of calls or on the order peers were given in.
 
 use super::assignment::{Assignment, NO_OWNER};
-use super::bounded::{self, BoundedConfig, ClaimOrder};
+use super::bounded::{self, BoundedConfig};
 use super::hashmod;
-use super::key::mix64;
 use super::peer::eligible_names;
-use super::rendezvous::Rendezvous;
-use super::ring::{Ring, TokenScheme};
+use super::rendezvous::{Rendezvous, Winners};
+use super::ring::Ring;
 use super::{Algorithm, Op, Peer};
 
 /// Tokens per node of the `ring` algorithm: ckit's `Ring(512)` as Agent and Alloy configure it.
 pub const RING_TOKENS_PER_NODE: usize = 512;
 
 /// Owner lookups and whole-list assignment for one algorithm.
+///
+/// Typical use: `set_keys` when the target list changes, `set_peers` when membership or a
+/// state changes, then `assign(Op::Write)` to learn what to scrape. Costs (K targets, N
+/// eligible peers):
+/// - `ring`: `set_peers` builds 512 tokens per node (O(N log N)); `assign` is one merge-walk
+///   of the sorted targets against the tokens, O(K + N).
+/// - `rendezvous` and `bounded`: a table of per-target winners is kept. The first fill costs
+///   K x N scores; after that a join costs K scores, a leave N scores per target the leaver
+///   held, a target-list change N scores per new target. `bounded`'s `assign` adds the capping
+///   pass, O(K + N x rejected keys).
+/// - `hashmod`: md5 per target on `set_keys`; `assign` is O(K).
 ///
 /// ```
 /// use cluster::shard::{key_of_str, Algorithm, Op, Peer, Sharder};
@@ -32,13 +43,24 @@ pub const RING_TOKENS_PER_NODE: usize = 512;
 pub struct Sharder {
     algorithm: Algorithm,
     bounded: BoundedConfig,
+    keys: Keys,
     write: View,
     /// `None` while the read-eligible set equals the write-eligible set (no terminating nodes).
     read: Option<View>,
-    keys: Keys,
 }
 
-/// The index of one eligible peer set.
+/// The target list and what is derived from it alone; rebuilt only by `set_keys`.
+#[derive(Debug, Clone, Default)]
+struct Keys {
+    /// Keys in the caller's order.
+    keys: Vec<u64>,
+    /// `(key, caller index)` ascending.
+    sorted: Vec<(u64, u32)>,
+    /// Prometheus digests by caller index (hashmod only).
+    digests: Vec<u64>,
+}
+
+/// One eligible peer set and its index.
 #[derive(Debug, Clone)]
 struct View {
     names: Vec<String>,
@@ -47,26 +69,15 @@ struct View {
 
 #[derive(Debug, Clone)]
 enum Index {
-    /// `ring` (ckit tokens) and `bounded` (its preference ring).
-    Ring(Ring),
-    Rendezvous(Rendezvous),
-    Hashmod,
+    /// No eligible peer.
     Empty,
-}
-
-/// The target list and what is derived from it alone; rebuilt only by `set_keys`.
-#[derive(Debug, Clone, Default)]
-struct Keys {
-    /// Keys in the caller's order.
-    keys: Vec<u64>,
-    /// Keys ascending (ties by caller index).
-    sorted: Vec<u64>,
-    /// `index[p]`: caller index of `sorted[p]`.
-    index: Vec<u32>,
-    /// Sorted positions in claim order (bounded with `ClaimOrder::Scrambled` only).
-    claim: Vec<u32>,
-    /// Prometheus digests by caller index (hashmod only).
-    digests: Vec<u64>,
+    Ring(Ring),
+    /// `rendezvous` and `bounded`: the scores and the winner of every current key.
+    Hrw {
+        rv: Rendezvous,
+        winners: Winners,
+    },
+    Hashmod,
 }
 
 impl Sharder {
@@ -75,16 +86,15 @@ impl Sharder {
         Sharder {
             algorithm,
             bounded: BoundedConfig::default(),
+            keys: Keys::default(),
             write: View::empty(),
             read: None,
-            keys: Keys::default(),
         }
     }
 
-    /// A `bounded` sharder with explicit tuning.
+    /// A `bounded` sharder with explicit tuning. Panics if the config is invalid.
     pub fn with_bounded_config(config: BoundedConfig) -> Sharder {
-        // Validates the factor now rather than on the first assign.
-        config.cap(0, 1);
+        config.validate();
         Sharder {
             bounded: config,
             ..Sharder::new(Algorithm::Bounded)
@@ -95,20 +105,28 @@ impl Sharder {
         self.algorithm
     }
 
+    pub fn bounded_config(&self) -> BoundedConfig {
+        self.bounded
+    }
+
     /// Replaces the peer set. Peers may come in any order; see [`Peer`] for duplicates.
     pub fn set_peers(&mut self, peers: &[Peer]) {
         let write = eligible_names(peers, Op::Write);
         let read = eligible_names(peers, Op::Read);
-        self.read = if read == write {
+        let read_view = if read == write {
             None
         } else {
-            Some(self.build(read))
+            // Start from the closest existing view: usually one node away.
+            let mut view = self.read.take().unwrap_or_else(|| self.write.clone());
+            view.update(self.algorithm, read, &self.keys);
+            Some(view)
         };
-        self.write = self.build(write);
+        self.write.update(self.algorithm, write, &self.keys);
+        self.read = read_view;
     }
 
     /// Replaces the target list. Owners in an [`Assignment`] are reported by index into `keys`.
-    /// Cheap when the list is unchanged.
+    /// Free when the list is unchanged; otherwise O(K log K) plus the new targets' scores.
     pub fn set_keys(&mut self, keys: &[u64]) {
         if keys == self.keys.keys.as_slice() {
             return;
@@ -117,38 +135,28 @@ impl Sharder {
             keys.len() < u32::MAX as usize,
             "key indices must fit in u32"
         );
-        let mut pairs: Vec<(u64, u32)> = keys
+        let mut sorted: Vec<(u64, u32)> = keys
             .iter()
             .enumerate()
             .map(|(i, &k)| (k, i as u32))
             .collect();
-        pairs.sort_unstable();
-        let (sorted, index): (Vec<u64>, Vec<u32>) = pairs.into_iter().unzip();
-        let claim = if self.algorithm == Algorithm::Bounded
-            && self.bounded.order == ClaimOrder::Scrambled
-        {
-            let mut order: Vec<(u64, u32)> = sorted
-                .iter()
-                .enumerate()
-                .map(|(p, &k)| (mix64(k), p as u32))
-                .collect();
-            order.sort_unstable();
-            order.into_iter().map(|(_, p)| p).collect()
-        } else {
-            Vec::new()
-        };
+        sorted.sort_unstable();
         let digests = if self.algorithm == Algorithm::Hashmod {
             keys.iter().map(|&k| hashmod::key_digest(k)).collect()
         } else {
             Vec::new()
         };
-        self.keys = Keys {
+        let new = Keys {
             keys: keys.to_vec(),
             sorted,
-            index,
-            claim,
             digests,
         };
+        for view in std::iter::once(&mut self.write).chain(self.read.as_mut()) {
+            if let Index::Hrw { rv, winners } = &mut view.index {
+                *winners = winners.rekey(&self.keys.sorted, &new.sorted, rv);
+            }
+        }
+        self.keys = new;
     }
 
     /// The current target list, in the order given to [`set_keys`](Self::set_keys).
@@ -164,16 +172,16 @@ impl Sharder {
     /// Up to `replicas` owners of `key` for `op`: the owner first, then the next preferences.
     /// Fewer if fewer peers are eligible; empty if none is.
     ///
-    /// For `bounded` this is the plain preference order of its ring, without load caps: the
+    /// For `bounded` this is the plain rendezvous preference order, without load caps: the
     /// capped owner of a target depends on the whole target list, so use
     /// [`assign`](Self::assign) to decide what to scrape.
     pub fn lookup(&self, key: u64, replicas: usize, op: Op) -> Vec<&str> {
         let view = self.view(op);
         let nodes = match &view.index {
-            Index::Ring(ring) => ring.lookup(key, replicas),
-            Index::Rendezvous(r) => r.lookup(key, replicas),
-            Index::Hashmod => hashmod::lookup(hashmod::key_digest(key), view.names.len(), replicas),
             Index::Empty => Vec::new(),
+            Index::Ring(ring) => ring.lookup(key, replicas),
+            Index::Hrw { rv, .. } => rv.lookup(key, replicas),
+            Index::Hashmod => hashmod::lookup(hashmod::key_digest(key), view.names.len(), replicas),
         };
         nodes
             .into_iter()
@@ -190,39 +198,25 @@ impl Sharder {
         let mut counts = vec![0u32; n];
         match &view.index {
             Index::Empty => {}
-            Index::Ring(ring) if self.algorithm == Algorithm::Bounded => {
-                let cap = self.bounded.cap(keys.keys.len(), n);
-                bounded::assign(
-                    ring,
-                    &keys.sorted,
-                    &keys.index,
-                    &keys.claim,
-                    cap,
-                    &mut owners,
-                    &mut counts,
-                );
-            }
             Index::Ring(ring) => {
-                ring.walk_sorted(&keys.sorted, |pos, t| {
-                    owners[keys.index[pos] as usize] = ring.node_at(t);
+                ring.walk_sorted(&keys.sorted, |index, t| {
+                    owners[index as usize] = ring.node_at(t);
                 });
+                count(&owners, &mut counts);
             }
-            Index::Rendezvous(r) => {
-                for (owner, &key) in owners.iter_mut().zip(&keys.keys) {
-                    *owner = r.owner(key).expect("non-empty view");
-                }
+            Index::Hrw { rv, winners } if self.algorithm == Algorithm::Bounded => {
+                let caps = self.bounded.caps(keys.keys.len(), &view.names);
+                bounded::assign(rv, &keys.keys, winners, &caps, &mut owners, &mut counts);
+            }
+            Index::Hrw { winners, .. } => {
+                owners.copy_from_slice(&winners.node);
+                count(&owners, &mut counts);
             }
             Index::Hashmod => {
                 for (owner, &d) in owners.iter_mut().zip(&keys.digests) {
                     *owner = (d % n as u64) as u32;
                 }
-            }
-        }
-        if self.algorithm != Algorithm::Bounded {
-            for &o in &owners {
-                if o != NO_OWNER {
-                    counts[o as usize] += 1;
-                }
+                count(&owners, &mut counts);
             }
         }
         Assignment {
@@ -238,25 +232,13 @@ impl Sharder {
             Op::Read => self.read.as_ref().unwrap_or(&self.write),
         }
     }
+}
 
-    fn build(&self, names: Vec<String>) -> View {
-        let index = if names.is_empty() {
-            Index::Empty
-        } else {
-            match self.algorithm {
-                Algorithm::Bounded => Index::Ring(Ring::new(
-                    &names,
-                    self.bounded.tokens_per_node,
-                    TokenScheme::SplitMix,
-                )),
-                Algorithm::Ring => {
-                    Index::Ring(Ring::new(&names, RING_TOKENS_PER_NODE, TokenScheme::Ckit))
-                }
-                Algorithm::Rendezvous => Index::Rendezvous(Rendezvous::new(&names)),
-                Algorithm::Hashmod => Index::Hashmod,
-            }
-        };
-        View { names, index }
+fn count(owners: &[u32], counts: &mut [u32]) {
+    for &o in owners {
+        if o != NO_OWNER {
+            counts[o as usize] += 1;
+        }
     }
 }
 
@@ -266,5 +248,31 @@ impl View {
             names: Vec::new(),
             index: Index::Empty,
         }
+    }
+
+    /// Moves this view to the eligible set `names` (sorted, distinct).
+    fn update(&mut self, algorithm: Algorithm, names: Vec<String>, keys: &Keys) {
+        if names == self.names {
+            return;
+        }
+        if names.is_empty() {
+            *self = View::empty();
+            return;
+        }
+        self.index = match (std::mem::replace(&mut self.index, Index::Empty), algorithm) {
+            (_, Algorithm::Ring) => Index::Ring(Ring::new(&names, RING_TOKENS_PER_NODE)),
+            (_, Algorithm::Hashmod) => Index::Hashmod,
+            (Index::Hrw { mut winners, .. }, _) => {
+                let rv = Rendezvous::new(&names);
+                winners.retarget(&self.names, &names, &rv, &keys.keys);
+                Index::Hrw { rv, winners }
+            }
+            (_, Algorithm::Rendezvous | Algorithm::Bounded) => {
+                let rv = Rendezvous::new(&names);
+                let winners = Winners::compute(&rv, &keys.keys);
+                Index::Hrw { rv, winners }
+            }
+        };
+        self.names = names;
     }
 }
