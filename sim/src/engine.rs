@@ -125,9 +125,10 @@ impl EngineRegistry {
     /// The engines this build provides. Engines register here as they land:
     /// `registry.register(Box::new(crate::engines::turmoil::TurmoilEngine::default()))`.
     pub fn standard() -> Self {
-        // No engine has landed yet: turmoil (runtime driver + HTTP/2) and fast (discrete events
-        // over the core) are being written. Until then `sim` says so and exits 2.
-        EngineRegistry::empty()
+        let mut registry = EngineRegistry::empty();
+        registry.register(Box::new(crate::engines::TurmoilEngine::default()));
+        registry.register(Box::new(crate::engines::FastEngine));
+        registry
     }
 
     /// Adds an engine; a later registration of the same kind replaces the earlier one.

@@ -13,6 +13,7 @@
 pub mod check;
 pub mod duration;
 pub mod engine;
+pub mod engines;
 pub mod observe;
 pub mod plot;
 pub mod report;

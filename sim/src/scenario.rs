@@ -250,7 +250,12 @@ impl Scenario {
 
     /// Parses and validates scenario text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
-        Parser { file }.scenario(text)
+        Parser {
+            file,
+            initial_nodes: std::cell::Cell::new(0),
+            joins: std::cell::RefCell::new(BTreeMap::new()),
+        }
+        .scenario(text)
     }
 
     pub fn duration_ms(&self) -> u64 {
@@ -351,6 +356,10 @@ enum Life {
 
 struct Parser<'a> {
     file: &'a str,
+    /// `cluster.nodes`, once read.
+    initial_nodes: std::cell::Cell<u32>,
+    /// Names joined by events -> index of the joining event, for "joins only later" hints.
+    joins: std::cell::RefCell<BTreeMap<String, usize>>,
 }
 
 /// A TOML table being read: which keys were allowed, under which path.
@@ -411,7 +420,8 @@ impl<'a> Parser<'a> {
                 }
                 None => "(syntax)".to_string(),
             };
-            self.err(key, format!("invalid TOML: {}", e.message()))
+            let message = e.message().trim().replace('\n', "; ");
+            self.err(key, format!("invalid TOML: {message}"))
         })?;
         let top = self.fields(String::new(), &root, TOP_KEYS)?;
 
@@ -709,6 +719,12 @@ impl<'a> Parser<'a> {
                 format!("{} events: expected at most {EVENTS_MAX}", items.len()),
             ));
         }
+        self.initial_nodes.set(cluster.nodes);
+        for (index, item) in items.iter().enumerate() {
+            if let Some(toml::Value::String(name)) = item.get("join") {
+                self.joins.borrow_mut().entry(name.clone()).or_insert(index);
+            }
+        }
         let mut lives: BTreeMap<String, Life> = (1..=cluster.nodes)
             .map(|i| (node_name(i), Life::Running))
             .collect();
@@ -966,17 +982,25 @@ impl<'a> Parser<'a> {
         if lives.contains_key(name) {
             return Ok(name.to_string());
         }
+        let initial = self.initial_nodes.get();
         let joined: Vec<&str> = lives
             .keys()
-            .filter(|n| !n.starts_with("node-") || n[5..].parse::<u32>().is_err())
+            .filter(|n| !is_initial_node(n, initial))
             .map(String::as_str)
             .collect();
-        let initial = (lives.len() - joined.len()) as u32;
         let mut known = node_range(initial);
         if !joined.is_empty() {
             known = format!("{known} or a node joined earlier ({})", joined.join(", "));
         } else {
             known = format!("{known} or a node joined by an earlier event");
+        }
+        if let Some(index) = self.joins.borrow().get(name) {
+            return Err(self.err(
+                key,
+                format!(
+                    "{name} does not exist yet: it joins only in event[{index}]; expected {known}"
+                ),
+            ));
         }
         Err(self.err(key, format!("unknown node {name:?}: expected {known}")))
     }

@@ -7,8 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::observe::{MemberView, NodeObservation, NodeState, Observation, Reachability, Status};
-use crate::scenario::node_name;
+use crate::engine::{Engine, EngineError, EngineKind, EngineOutcome};
+use crate::observe::{
+    Counters, EventRecord, MemberView, NodeObservation, NodeState, Observation, ObservationSink,
+    Reachability, Recording, Status, OBSERVATION_INTERVAL_MS,
+};
+use crate::scenario::{node_name, Action, Scenario};
 
 /// Picks the owner (index into sorted `participants`) of target `t`.
 pub type OwnerFn = fn(&[String], u32) -> usize;
@@ -66,17 +70,40 @@ impl World {
         n.live = true;
         n.state = NodeState::Participant;
         n.lamport = 1;
+        n.members = vec![self_view(&n)];
         self.nodes.insert(name.to_string(), n);
     }
 
     /// Every live node sees every node it has heard of: reachable live ones as they are
     /// (alive), the others dead at the incarnation it last held; owners recomputed per side.
+    ///
+    /// A live node that a node on its side holds dead or left first refutes it, as SWIM does:
+    /// its incarnation goes one above the highest held.
     pub fn settle(&mut self) {
-        let truth: Vec<NodeObservation> = self.nodes.values().cloned().collect();
-        let sides: BTreeMap<String, _> = truth
-            .iter()
-            .map(|n| (n.name.clone(), self.reachability.side(&n.name)))
+        let sides: BTreeMap<String, _> = self
+            .nodes
+            .keys()
+            .map(|n| (n.clone(), self.reachability.side(n)))
             .collect();
+        let mut refute: BTreeMap<String, u64> = BTreeMap::new();
+        for n in self.nodes.values().filter(|n| n.live) {
+            for m in n.members.iter().filter(|m| m.status.is_gone()) {
+                let target = &self.nodes[&m.name];
+                if target.live
+                    && sides[&m.name] == sides[&n.name]
+                    && m.incarnation >= target.incarnation
+                {
+                    let inc = refute.entry(m.name.clone()).or_default();
+                    *inc = (*inc).max(m.incarnation + 1);
+                }
+            }
+        }
+        for (name, inc) in refute {
+            let n = self.node_mut(&name);
+            n.incarnation = inc;
+            n.lamport += 1;
+        }
+        let truth: Vec<NodeObservation> = self.nodes.values().cloned().collect();
         for n in self.nodes.values_mut().filter(|n| n.live) {
             let old: BTreeMap<String, MemberView> =
                 n.members.drain(..).map(|m| (m.name.clone(), m)).collect();
@@ -158,6 +185,13 @@ impl World {
             .unwrap_or_else(|| panic!("{observer} does not know {member}"))
     }
 
+    /// Sets the config target count of `name` (config drift); owners follow on `settle`.
+    pub fn set_targets(&mut self, name: &str, count: u32) {
+        let n = self.node_mut(name);
+        n.config_targets = count;
+        n.owned_targets.retain(|t| *t < count);
+    }
+
     pub fn crash(&mut self, name: &str) {
         let n = self.node_mut(name);
         n.live = false;
@@ -173,6 +207,7 @@ impl World {
         n.incarnation += 1;
         n.lamport += 1;
         n.state = NodeState::Participant;
+        n.members = vec![self_view(n)];
     }
 
     pub fn join(&mut self, name: &str, targets: u32) {
@@ -203,5 +238,133 @@ impl World {
 
     pub fn heal(&mut self) {
         self.reachability = Reachability::Full;
+    }
+}
+
+fn self_view(n: &NodeObservation) -> MemberView {
+    MemberView {
+        name: n.name.clone(),
+        addr: format!("{}:12345", n.name),
+        status: Status::Alive,
+        state: n.state,
+        incarnation: n.incarnation,
+        lamport: n.lamport,
+    }
+}
+
+/// A test double, never registered as a real engine: a perfect cluster that applies each event
+/// at once and whose nodes all learn the truth exactly `settle_ms` after the latest event
+/// ([`World::settle`]). It lets tests drive the whole pipeline (scenario -> checks -> report)
+/// with a known answer: every change converges after `settle_ms`, rounded up to the
+/// observation interval. It claims to be `kind` so that reports name an engine.
+#[derive(Debug, Clone)]
+pub struct OracleEngine {
+    pub kind: EngineKind,
+    pub settle_ms: u64,
+    pub owner_of: OwnerFn,
+}
+
+impl OracleEngine {
+    pub fn new(settle_ms: u64) -> Self {
+        OracleEngine {
+            kind: EngineKind::Fast,
+            settle_ms,
+            owner_of: rendezvous,
+        }
+    }
+}
+
+impl Engine for OracleEngine {
+    fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    fn run(
+        &self,
+        scenario: &Scenario,
+        _seed: u64,
+        sink: &mut dyn ObservationSink,
+    ) -> Result<EngineOutcome, EngineError> {
+        let mut world = World::new(scenario.cluster.nodes, scenario.targets.count);
+        world.owner_of = self.owner_of;
+        // Before the first settle nodes know only themselves and own everything, as at a real
+        // start.
+        for n in world.nodes.values_mut() {
+            n.members.retain(|m| m.name == n.name);
+            n.owned_targets = (0..n.config_targets).collect();
+        }
+        let mut counters = Counters::default();
+        let mut events = scenario.events.iter().peekable();
+        let mut settle_at = Some(self.settle_ms);
+        let end = scenario.duration_ms();
+        let mut t = 0;
+        while t <= end {
+            while let Some(e) = events.next_if(|e| e.at.as_millis() as u64 <= t) {
+                apply(&mut world, &e.action);
+                counters.faults.count(&e.action);
+                sink.event(&EventRecord::from_scenario(e));
+                settle_at = Some(e.at.as_millis() as u64 + self.settle_ms);
+            }
+            if settle_at.is_some_and(|s| s <= t) {
+                world.settle();
+                settle_at = None;
+            }
+            world.at_ms = t;
+            sink.observe(&world.snapshot());
+            counters.messages_sent += world.nodes.values().filter(|n| n.live).count() as u64;
+            t += OBSERVATION_INTERVAL_MS;
+        }
+        Ok(EngineOutcome { counters })
+    }
+}
+
+fn apply(world: &mut World, action: &Action) {
+    match action {
+        Action::Partition(groups) => world.reachability = Reachability::Groups(groups.clone()),
+        Action::Heal => world.heal(),
+        Action::Crash(n) => world.crash(n),
+        Action::Restart(n) => world.restart(n),
+        Action::Leave(n) => world.leave(n),
+        Action::Join(n) => {
+            let targets = world
+                .nodes
+                .values()
+                .map(|n| n.config_targets)
+                .min()
+                .unwrap_or(0);
+            world.join(n, targets)
+        }
+        Action::Targets { nodes, count } => {
+            for n in nodes {
+                world.set_targets(n, *count);
+            }
+        }
+        Action::Loss(_) | Action::Latency(_) => {}
+    }
+}
+
+/// A test double that replays a recording, claiming to be `kind`.
+#[derive(Debug, Clone)]
+pub struct ReplayEngine {
+    pub kind: EngineKind,
+    pub recording: Recording,
+    pub counters: Counters,
+}
+
+impl Engine for ReplayEngine {
+    fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    fn run(
+        &self,
+        _: &Scenario,
+        _: u64,
+        sink: &mut dyn ObservationSink,
+    ) -> Result<EngineOutcome, EngineError> {
+        self.recording.replay(sink);
+        Ok(EngineOutcome {
+            counters: self.counters,
+        })
     }
 }

@@ -67,12 +67,17 @@ pub fn assess(obs: &Observation) -> Assessment {
                     .copied()
                     .filter(|p| !participants.contains(p))
                     .collect();
-                return not_converged(format!(
-                    "{} sees participants it should not ({}) or misses some ({})",
-                    n.name,
-                    list(&extra),
-                    list(&missing)
-                ));
+                let mut problems = Vec::new();
+                if !missing.is_empty() {
+                    problems.push(format!("does not see participant(s) {}", missing.join(" ")));
+                }
+                if !extra.is_empty() {
+                    problems.push(format!(
+                        "still counts {} as participant(s)",
+                        extra.join(" ")
+                    ));
+                }
+                return not_converged(format!("{} {}", n.name, problems.join(" and ")));
             }
         }
         if participants.is_empty() {
@@ -141,11 +146,7 @@ fn not_converged(reason: String) -> Assessment {
 }
 
 fn list(names: &[&str]) -> String {
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(" ")
-    }
+    names.join(" ")
 }
 
 /// How long each change took to converge, and the convergence expectations:

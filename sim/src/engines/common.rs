@@ -122,18 +122,27 @@ const CACHE_ENTRIES_MAX: usize = 256;
 impl OwnershipCache {
     /// Target indices each participant owns, as a node that sees `participants` (sorted) and
     /// whose config lists `targets` targets computes it.
-    pub fn owners(&mut self, participants: &[String], targets: u32) -> Arc<BTreeMap<String, Vec<u32>>> {
+    pub fn owners(
+        &mut self,
+        participants: &[String],
+        targets: u32,
+    ) -> Arc<BTreeMap<String, Vec<u32>>> {
         let key = (participants.to_vec(), targets);
         if let Some(a) = self.assignments.get(&key) {
             return a.clone();
         }
         let sharder = self.sharders.entry(targets).or_insert_with(|| {
             let mut s = Sharder::new(Algorithm::default());
-            let keys: Vec<u64> = (0..targets).map(|i| key_of_str(&format!("target-{i}"))).collect();
+            let keys: Vec<u64> = (0..targets)
+                .map(|i| key_of_str(&format!("target-{i}")))
+                .collect();
             s.set_keys(&keys);
             s
         });
-        let peers: Vec<Peer> = participants.iter().map(|n| Peer::participant(n.clone())).collect();
+        let peers: Vec<Peer> = participants
+            .iter()
+            .map(|n| Peer::participant(n.clone()))
+            .collect();
         sharder.set_peers(&peers);
         let assignment = sharder.assign(Op::Write);
         let mut by_owner: BTreeMap<String, Vec<u32>> = BTreeMap::new();

@@ -67,7 +67,8 @@ impl World<'_> {
             .collect();
         self.net.with_node(&addr, |n| {
             n.join(&seeds);
-            n.set_state(NodeState::Participant).expect("viewer -> participant");
+            n.set_state(NodeState::Participant)
+                .expect("viewer -> participant");
         });
         let targets = self.scenario.targets.count;
         let p = self.procs.entry(name.to_string()).or_insert(Proc {
@@ -146,7 +147,9 @@ impl World<'_> {
         let names: Vec<String> = self.procs.keys().cloned().collect();
         for name in names {
             let addr = common::addr_of(&name);
-            let Some(node) = self.net.node(&addr) else { continue };
+            let Some(node) = self.net.node(&addr) else {
+                continue;
+            };
             let drained = node.is_leaving() && node.broadcasts_pending() == 0;
             let p = self.procs.get_mut(&name).expect("listed");
             if let Some(deadline) = p.leave_deadline {
@@ -202,7 +205,11 @@ impl World<'_> {
                     };
                     nodes.push(live.observe(&mut self.cache));
                 }
-                None => nodes.push(NodeObservation::down(name.clone(), p.restarts, p.config_targets)),
+                None => nodes.push(NodeObservation::down(
+                    name.clone(),
+                    p.restarts,
+                    p.config_targets,
+                )),
             }
         }
         Observation {

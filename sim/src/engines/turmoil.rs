@@ -94,8 +94,13 @@ fn add_host(sim: &mut turmoil::Sim<'_>, ctx: &Ctx, scenario: &Scenario, name: &s
     let seed = ctx.seed;
     let loss = ctx.loss.clone();
     let shared = ctx.shared.clone();
-    shared.lock().expect("shared").entry(name.clone()).or_default();
-    sim.host(name.as_str(), move || {
+    shared
+        .lock()
+        .expect("shared")
+        .entry(name.clone())
+        .or_default();
+    let host = name.clone();
+    sim.host(host.as_str(), move || {
         let (name, seeds, config, loss, shared) =
             (name.clone(), seeds.clone(), config.clone(), loss.clone(), shared.clone());
         async move {
@@ -230,7 +235,11 @@ impl Engine for TurmoilEngine {
                     }
                     Action::Crash(n) => {
                         sim.crash(n.as_str());
-                        ctx.shared.lock().expect("shared").get_mut(n).map(|h| h.bank());
+                        ctx.shared
+                            .lock()
+                            .expect("shared")
+                            .get_mut(n)
+                            .map(|h| h.bank());
                     }
                     Action::Restart(n) => {
                         {
