@@ -11,7 +11,7 @@ use std::time::Duration;
 use agent::config::{EndpointConfig, RemoteWriteConfig};
 use agent::remote_write::proto::{decode_write_request, snappy_decompress, DecodedSeries};
 use agent::remote_write::RemoteWrite;
-use agent::scrape::{Appender, Labels, Sample};
+use agent::scrape::{Labels, Sample};
 use http_body_util::BodyExt;
 use pipeline_support::{eventually, reply, TestServer};
 

@@ -193,14 +193,18 @@ async fn later_scrapes_follow_the_interval() {
     })
     .await;
     // After the immediate first scrape, scrapes sit one interval apart on a fixed phase.
+    // Tolerances allow for a loaded CI machine; a skipped slot would show as a 600ms gap.
     let ts: Vec<i64> = ups.iter().map(|s| s.timestamp_ms).collect();
     for pair in ts[1..].windows(2) {
         let gap = pair[1] - pair[0];
-        assert!((250..=400).contains(&gap), "gap {gap}ms in {ts:?}");
+        assert!((150..=500).contains(&gap), "gap {gap}ms in {ts:?}");
     }
-    let phase: Vec<i64> = ts[1..].iter().map(|t| t.rem_euclid(300)).collect();
-    let spread = phase.iter().max().unwrap() - phase.iter().min().unwrap();
-    assert!(spread <= 60 || spread >= 240, "phase drifts: {phase:?}");
+    let phase0 = ts[1].rem_euclid(300);
+    for t in &ts[1..] {
+        let d = (t.rem_euclid(300) - phase0).rem_euclid(300);
+        let circular = d.min(300 - d);
+        assert!(circular <= 100, "phase drifts: {ts:?}");
+    }
 }
 
 #[tokio::test]
@@ -261,4 +265,49 @@ async fn invalid_targets_are_reported_not_scraped() {
     assert_eq!(report.started, 0);
     assert_eq!(report.invalid.len(), 1);
     assert!(report.invalid[0].1.contains("__address__"));
+}
+
+/// Guards the whole hand-over story across two nodes: node A scrapes a target, the target
+/// moves to node B. Both write to the same receiver (as two agents remote-writing to one
+/// Prometheus). The merged series must have no staleness marker and no gap longer than one
+/// interval.
+#[tokio::test]
+async fn a_target_handed_over_between_two_nodes_has_no_gap_and_no_staleness() {
+    let (server, _) = counting_server("x 1\n").await;
+    let interval_ms = 400;
+    let rec = Arc::new(Recorder::default());
+    let node_a = ScrapeManager::new(config(interval_ms), vec![rec.clone()]);
+    let node_b = ScrapeManager::new(config(interval_ms), vec![rec.clone()]);
+    let t = Target::from_address(&server.address());
+
+    node_a.set_targets(vec![t.clone()]);
+    eventually(WAIT, "node A scraped three times", || {
+        (rec.named("up").len() >= 3).then_some(())
+    })
+    .await;
+    // Move at an arbitrary point inside an interval. A missed slot would show as a gap of
+    // two intervals; the tolerance only absorbs timer lateness on a loaded machine.
+    tokio::time::sleep(Duration::from_millis(interval_ms / 3)).await;
+    node_a.set_targets(vec![]);
+    node_b.set_targets(vec![t]);
+    let before = rec.named("up").len();
+    eventually(WAIT, "node B scraped three times", || {
+        (rec.named("up").len() >= before + 3).then_some(())
+    })
+    .await;
+    node_b.set_targets(vec![]);
+
+    let samples = rec.take();
+    assert!(samples.iter().all(|s| !is_stale_nan(s.value)));
+    let mut ts: Vec<i64> = samples
+        .iter()
+        .filter(|s| s.labels.name() == "x")
+        .map(|s| s.timestamp_ms)
+        .collect();
+    ts.sort();
+    let worst_gap = ts.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        worst_gap <= interval_ms as i64 + 200,
+        "gap of {worst_gap}ms across the hand-over: {ts:?}"
+    );
 }
