@@ -77,7 +77,9 @@ pub fn render(timeline: &Timeline, duration_ms: u64, metric: Metric) -> Result<S
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
-            .x_desc("simulated time (s)")
+            .x_desc("simulated time (s); red lines: events")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .light_line_style(RGBColor(242, 242, 242))
             .y_desc(match metric {
                 Metric::ParticipantsSeen => "participants",
                 Metric::OwnedTargets => "targets",
@@ -89,7 +91,7 @@ pub fn render(timeline: &Timeline, duration_ms: u64, metric: Metric) -> Result<S
             chart
                 .draw_series(LineSeries::new(
                     vec![(x, 0.0), (x, y_max)],
-                    RGBColor(190, 190, 190),
+                    RGBColor(230, 110, 110).mix(0.6),
                 ))
                 .map_err(|e| e.to_string())?;
         }

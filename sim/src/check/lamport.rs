@@ -37,7 +37,7 @@ struct ObserverMarks {
 struct MemberMark {
     incarnation: u64,
     lamport: u64,
-    /// The member's process run when this mark was taken.
+    /// The member's process run when the observer first held it.
     member_restarts: u32,
     /// The observer dropped the member from its list since the mark was taken.
     forgotten: bool,
@@ -76,13 +76,16 @@ impl LamportMonotonicChecker {
             marks.incarnation = node.incarnation;
             marks.lamport = node.lamport;
 
-            for mark in marks.members.values_mut() {
-                mark.forgotten = true;
-            }
             for m in &node.members {
                 let member_restarts = obs.node(&m.name).map_or(0, |n| n.restarts);
+                // The member's run when the observer first held it (kept across updates), so
+                // that a restart while still held is not mistaken for a new acquaintance.
+                let mut first_run = member_restarts;
                 if let Some(mark) = marks.members.get(&m.name) {
                     let fresh = mark.forgotten && member_restarts > mark.member_restarts;
+                    if !fresh {
+                        first_run = mark.member_restarts;
+                    }
                     if !fresh {
                         if m.incarnation < mark.incarnation {
                             out.push(Violation::new(
@@ -111,10 +114,15 @@ impl LamportMonotonicChecker {
                     MemberMark {
                         incarnation: m.incarnation,
                         lamport: m.lamport,
-                        member_restarts,
+                        member_restarts: first_run,
                         forgotten: false,
                     },
                 );
+            }
+            for (name, mark) in marks.members.iter_mut() {
+                if node.member(name).is_none() {
+                    mark.forgotten = true;
+                }
             }
         }
     }

@@ -41,9 +41,6 @@ impl NoResurrectionChecker {
                 *restarts = node.restarts;
                 gone.clear();
             }
-            for g in gone.values_mut() {
-                g.forgotten = true;
-            }
             for m in &node.members {
                 let member_restarts = obs.node(&m.name).map_or(0, |n| n.restarts);
                 if m.status.is_gone() {
@@ -80,6 +77,11 @@ impl NoResurrectionChecker {
                             was.since_ms
                         ),
                     ));
+                }
+            }
+            for (name, g) in gone.iter_mut() {
+                if node.member(name).is_none() {
+                    g.forgotten = true;
                 }
             }
         }
