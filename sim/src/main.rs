@@ -65,7 +65,7 @@ enum Command {
         nodes: u32,
         #[arg(long)]
         targets: u32,
-        /// Sharding algorithm (see cluster::shard; default: the core's default).
+        /// Sharding algorithm: bounded (default), ring, rendezvous or hashmod.
         #[arg(long)]
         algorithm: Option<String>,
         #[arg(long, default_value_t = 0)]
@@ -223,10 +223,20 @@ fn verdict(output: &RunOutput) -> u8 {
 }
 
 fn distribution(nodes: u32, targets: u32, algorithm: Option<&str>, seed: u64) -> u8 {
-    let _ = (nodes, targets, algorithm, seed);
-    // TODO(distribution): wire cluster::shard::quality::distribution once it lands.
-    eprintln!(
-        "error: `sim distribution` needs cluster::shard::quality, which is not in this build yet"
-    );
-    EXIT_BAD_INPUT
+    use cluster::shard::{quality, Algorithm};
+    let algorithm = match algorithm.map(str::parse::<Algorithm>) {
+        None => Algorithm::default(),
+        Some(Ok(a)) => a,
+        Some(Err(e)) => {
+            eprintln!("error: --algorithm: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if nodes == 0 {
+        eprintln!("error: --nodes: 0: expected at least one node");
+        return EXIT_BAD_INPUT;
+    }
+    let report = quality::distribution(algorithm, nodes as usize, targets as usize, seed);
+    println!("{}", report.to_json());
+    EXIT_OK
 }

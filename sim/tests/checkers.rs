@@ -476,11 +476,16 @@ impl MovementBaseline for Modulo {
 fn a_modulo_baseline_moves_n_over_n_plus_one() {
     let moved = baseline_moved_fraction(&Modulo, &names(5), &names(6), 3_000).unwrap();
     assert!((moved - 5.0 / 6.0).abs() < 1e-12, "{moved}");
-    // The hashmod hook reports nothing until cluster::shard provides it, rather than guess.
-    assert_eq!(
-        baseline_moved_fraction(&sim::check::Hashmod, &names(5), &names(6), 3_000),
-        None
-    );
+}
+
+/// Prometheus hashmod (from cluster::shard) on a join: about N/(N+1) moves, far above ideal.
+#[test]
+fn hashmod_moves_most_targets_on_a_join() {
+    let moved =
+        baseline_moved_fraction(&sim::check::Hashmod, &names(9), &names(10), 10_000).unwrap();
+    assert!((moved - 0.9).abs() < 0.02, "expected ~9/10, got {moved}");
+    let same = baseline_moved_fraction(&sim::check::Hashmod, &names(5), &names(5), 1_000);
+    assert_eq!(same, Some(0.0));
 }
 
 #[test]

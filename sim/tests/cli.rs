@@ -91,3 +91,32 @@ fn bad_flags_exit_2() {
         2
     );
 }
+
+#[test]
+fn distribution_prints_the_quality_report_as_json() {
+    let (code, out, err) = sim(&[
+        "distribution",
+        "--nodes",
+        "10",
+        "--targets",
+        "1000",
+        "--algorithm",
+        "ring",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["algorithm"], "ring");
+    assert_eq!(v["nodes"], 10);
+    assert_eq!(v["targets"], 1000);
+    let (code, _, err) = sim(&[
+        "distribution",
+        "--nodes",
+        "10",
+        "--targets",
+        "10",
+        "--algorithm",
+        "magic",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown sharding algorithm"), "{err}");
+}

@@ -64,6 +64,12 @@ fn every_shipped_scenario_passes_on_a_perfect_cluster() {
                     file.display(),
                     c.event
                 );
+                assert!(
+                    c.hashmod_moved_fraction.is_some(),
+                    "{}: {}",
+                    file.display(),
+                    c.event
+                );
             }
         }
     }

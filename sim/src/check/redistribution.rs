@@ -27,11 +27,30 @@ impl MovementBaseline for Hashmod {
         "hashmod"
     }
 
-    fn owners(&self, _participants: &[String], _targets: u32) -> Option<Vec<u32>> {
-        // TODO(hashmod): call cluster::shard's hashmod once it lands (md5 of "target-<i>", last
-        // 8 bytes big-endian, mod N). Until then reports carry `hashmod_moved_fraction: null`
-        // rather than a number from a second implementation that could disagree with it.
-        None
+    /// Computed by `cluster::shard` (the one hashmod implementation), over the simulator's
+    /// targets `target-<i>` keyed with `cluster::shard::key_of_str`, all participants.
+    fn owners(&self, participants: &[String], targets: u32) -> Option<Vec<u32>> {
+        use cluster::shard::{key_of_str, Algorithm, Assignment as ShardAssignment, Op, Peer};
+        if participants.is_empty() {
+            return None;
+        }
+        let peers: Vec<Peer> = participants
+            .iter()
+            .map(|p| Peer::participant(p.clone()))
+            .collect();
+        let keys: Vec<u64> = (0..targets)
+            .map(|t| key_of_str(&format!("target-{t}")))
+            .collect();
+        let assignment = ShardAssignment::compute(Algorithm::Hashmod, &peers, &keys, Op::Write);
+        (0..keys.len())
+            .map(|t| {
+                let owner = assignment.owner_of(t)?;
+                participants
+                    .iter()
+                    .position(|p| p == owner)
+                    .map(|i| i as u32)
+            })
+            .collect()
     }
 }
 
