@@ -49,12 +49,15 @@ impl Rendezvous {
     /// `(0, NONE)` if the set is empty.
     #[inline]
     pub(crate) fn winner(&self, key: u64) -> (u64, u32) {
-        let mut best = (0u64, NONE);
-        for (i, &h) in self.node_hashes.iter().enumerate() {
+        let Some((&first, rest)) = self.node_hashes.split_first() else {
+            return (0, NONE);
+        };
+        let mut best = (score(key, first), 0u32);
+        for (i, &h) in rest.iter().enumerate() {
             let s = score(key, h);
-            // On equal scores the earlier (smaller-name) node stays.
-            if s > best.0 || best.1 == NONE {
-                best = (s, i as u32);
+            // Strictly greater: on equal scores the earlier (smaller-name) node stays.
+            if s > best.0 {
+                best = (s, i as u32 + 1);
             }
         }
         best
