@@ -3,9 +3,7 @@
 //! Owns this invariant and the false-positive counts (deaths and suspicions); reads
 //! observations, never changes them.
 
-use std::collections::BTreeMap;
-
-use super::{Violation, Violations};
+use super::{align, Violation, Violations};
 use crate::observe::{Observation, Reachability, Status};
 
 pub const INVARIANT: &str = "no_false_death";
@@ -32,33 +30,76 @@ pub struct NoFalseDeathChecker {
     found: Vec<Violation>,
 }
 
+/// The previous observation, compactly: member names as indices into `names`.
 #[derive(Debug)]
 struct Prev {
     reachability: Reachability,
-    /// name -> (live, restarts, member -> status)
-    nodes: BTreeMap<String, (bool, u32, BTreeMap<String, Status>)>,
+    /// Node names, sorted (the previous observation's node list).
+    names: Vec<String>,
+    /// Parallel to `names`: live, restarts, and the view as (index into `names`, status),
+    /// sorted by index.
+    nodes: Vec<(bool, u32, Vec<(u32, Status)>)>,
+}
+
+impl Prev {
+    fn of(obs: &Observation) -> Prev {
+        let names: Vec<String> = obs.nodes.iter().map(|n| n.name.clone()).collect();
+        let nodes = obs
+            .nodes
+            .iter()
+            .map(|n| {
+                let view = align(&obs.nodes, &n.members)
+                    .into_iter()
+                    .zip(&n.members)
+                    .filter_map(|(i, m)| Some((i?, m.status)))
+                    .collect();
+                (n.live, n.restarts, view)
+            })
+            .collect();
+        Prev {
+            reachability: obs.reachability.clone(),
+            names,
+            nodes,
+        }
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
+    }
+
+    /// What `observer` (an index) held about `member` (an index).
+    fn status(&self, observer: usize, member: usize) -> Option<Status> {
+        let view = &self.nodes[observer].2;
+        view.binary_search_by_key(&(member as u32), |(i, _)| *i)
+            .ok()
+            .map(|i| view[i].1)
+    }
 }
 
 impl NoFalseDeathChecker {
     pub fn observe(&mut self, obs: &Observation) {
         if let Some(prev) = &self.prev {
             for o in obs.nodes.iter().filter(|n| n.live) {
-                let Some((true, o_restarts, o_prev_view)) = prev.nodes.get(&o.name) else {
+                let Some(oi) = prev.index(&o.name) else {
                     continue;
                 };
-                if *o_restarts != o.restarts {
+                let (o_live, o_restarts, _) = &prev.nodes[oi];
+                if !*o_live || *o_restarts != o.restarts {
                     continue;
                 }
                 for m in &o.members {
                     if m.name == o.name || !matches!(m.status, Status::Dead | Status::Suspect) {
                         continue;
                     }
-                    let Some(was) = o_prev_view.get(&m.name) else {
+                    let Some(mi) = prev.index(&m.name) else {
+                        continue;
+                    };
+                    let Some(was) = prev.status(oi, mi) else {
                         continue;
                     };
                     let newly = match m.status {
                         Status::Dead => matches!(was, Status::Alive | Status::Suspect),
-                        _ => *was == Status::Alive,
+                        _ => was == Status::Alive,
                     };
                     if !newly {
                         continue;
@@ -66,13 +107,11 @@ impl NoFalseDeathChecker {
                     let Some(member_now) = obs.node(&m.name) else {
                         continue;
                     };
-                    let Some((true, m_restarts, m_prev_view)) = prev.nodes.get(&m.name) else {
-                        continue;
-                    };
-                    let same_run = member_now.live && member_now.restarts == *m_restarts;
+                    let (m_live, m_restarts, _) = &prev.nodes[mi];
+                    let same_run = *m_live && member_now.live && member_now.restarts == *m_restarts;
                     let reachable = obs.reachability.can_reach(&o.name, &m.name)
                         && prev.reachability.can_reach(&o.name, &m.name);
-                    let knew_observer = m_prev_view.get(&o.name).is_some_and(|s| !s.is_gone());
+                    let knew_observer = prev.status(mi, oi).is_some_and(|s| !s.is_gone());
                     if !(same_run && reachable && knew_observer) {
                         continue;
                     }
@@ -92,21 +131,7 @@ impl NoFalseDeathChecker {
                 }
             }
         }
-        self.prev = Some(Prev {
-            reachability: obs.reachability.clone(),
-            nodes: obs
-                .nodes
-                .iter()
-                .map(|n| {
-                    let view = n
-                        .members
-                        .iter()
-                        .map(|m| (m.name.clone(), m.status))
-                        .collect();
-                    (n.name.clone(), (n.live, n.restarts, view))
-                })
-                .collect(),
-        });
+        self.prev = Some(Prev::of(obs));
     }
 
     /// Reports the false deaths beyond `tolerated` as violations.

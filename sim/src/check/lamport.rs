@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Violation, Violations};
+use super::{align, Violation, Violations};
 use crate::observe::Observation;
 
 pub const INVARIANT: &str = "lamport_monotonic";
@@ -30,23 +30,28 @@ struct ObserverMarks {
     restarts: u32,
     incarnation: u64,
     lamport: u64,
-    members: BTreeMap<String, MemberMark>,
+    /// Sorted by member name (merged with each new view in one pass).
+    members: Vec<(String, MemberMark)>,
 }
 
 #[derive(Debug)]
 struct MemberMark {
     incarnation: u64,
     lamport: u64,
-    /// The member's process run when the observer first held it.
+    /// The member's process run when the observer first held it (kept across updates, so a
+    /// restart while still held is not mistaken for a new acquaintance).
     member_restarts: u32,
-    /// The observer dropped the member from its list since the mark was taken.
+    /// The observer dropped the member from its list since.
     forgotten: bool,
 }
 
 impl LamportMonotonicChecker {
     pub fn observe(&mut self, obs: &Observation, out: &mut Violations) {
         for node in obs.nodes.iter().filter(|n| n.live) {
-            let marks = self.observers.entry(node.name.clone()).or_default();
+            let marks = match self.observers.get_mut(&node.name) {
+                Some(m) => m,
+                None => self.observers.entry(node.name.clone()).or_default(),
+            };
             if marks.restarts != node.restarts {
                 *marks = ObserverMarks {
                     restarts: node.restarts,
@@ -76,54 +81,62 @@ impl LamportMonotonicChecker {
             marks.incarnation = node.incarnation;
             marks.lamport = node.lamport;
 
-            for m in &node.members {
-                let member_restarts = obs.node(&m.name).map_or(0, |n| n.restarts);
-                // The member's run when the observer first held it (kept across updates), so
-                // that a restart while still held is not mistaken for a new acquaintance.
-                let mut first_run = member_restarts;
-                if let Some(mark) = marks.members.get(&m.name) {
-                    let fresh = mark.forgotten && member_restarts > mark.member_restarts;
-                    if !fresh {
-                        first_run = mark.member_restarts;
-                    }
-                    if !fresh {
-                        if m.incarnation < mark.incarnation {
-                            out.push(Violation::new(
-                                obs.at_ms,
-                                INVARIANT,
-                                format!(
-                                    "{} holds {} at incarnation {} after having held incarnation {}",
-                                    node.name, m.name, m.incarnation, mark.incarnation
-                                ),
-                            ));
-                        }
-                        if m.lamport < mark.lamport {
-                            out.push(Violation::new(
-                                obs.at_ms,
-                                INVARIANT,
-                                format!(
-                                    "{} holds {}'s state at Lamport time {} after having held time {}",
-                                    node.name, m.name, m.lamport, mark.lamport
-                                ),
-                            ));
-                        }
-                    }
+            let runs = align(&obs.nodes, &node.members);
+            let old = std::mem::take(&mut marks.members);
+            let mut merged = Vec::with_capacity(old.len().max(node.members.len()));
+            let mut old = old.into_iter().peekable();
+            for (m, run) in node.members.iter().zip(runs) {
+                while let Some((name, mut mark)) = old.next_if(|(name, _)| *name < m.name) {
+                    mark.forgotten = true;
+                    merged.push((name, mark));
                 }
-                marks.members.insert(
-                    m.name.clone(),
+                let member_restarts = run.map_or(0, |i| obs.nodes[i as usize].restarts);
+                let mut first_run = member_restarts;
+                let name = match old.next_if(|(name, _)| *name == m.name) {
+                    None => m.name.clone(),
+                    Some((name, mark)) => {
+                        let fresh = mark.forgotten && member_restarts > mark.member_restarts;
+                        if !fresh {
+                            first_run = mark.member_restarts;
+                            if m.incarnation < mark.incarnation {
+                                out.push(Violation::new(
+                                    obs.at_ms,
+                                    INVARIANT,
+                                    format!(
+                                        "{} holds {} at incarnation {} after having held incarnation {}",
+                                        node.name, m.name, m.incarnation, mark.incarnation
+                                    ),
+                                ));
+                            }
+                            if m.lamport < mark.lamport {
+                                out.push(Violation::new(
+                                    obs.at_ms,
+                                    INVARIANT,
+                                    format!(
+                                        "{} holds {}'s state at Lamport time {} after having held time {}",
+                                        node.name, m.name, m.lamport, mark.lamport
+                                    ),
+                                ));
+                            }
+                        }
+                        name
+                    }
+                };
+                merged.push((
+                    name,
                     MemberMark {
                         incarnation: m.incarnation,
                         lamport: m.lamport,
                         member_restarts: first_run,
                         forgotten: false,
                     },
-                );
+                ));
             }
-            for (name, mark) in marks.members.iter_mut() {
-                if node.member(name).is_none() {
-                    mark.forgotten = true;
-                }
+            for (name, mut mark) in old {
+                mark.forgotten = true;
+                merged.push((name, mark));
             }
+            marks.members = merged;
         }
     }
 }

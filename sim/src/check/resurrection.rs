@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Violation, Violations};
+use super::{align, Violation, Violations};
 use crate::observe::{Observation, Status};
 
 pub const INVARIANT: &str = "no_resurrection";
@@ -36,13 +36,20 @@ struct Gone {
 impl NoResurrectionChecker {
     pub fn observe(&mut self, obs: &Observation, out: &mut Violations) {
         for node in obs.nodes.iter().filter(|n| n.live) {
-            let (restarts, gone) = self.observers.entry(node.name.clone()).or_default();
+            let (restarts, gone) = match self.observers.get_mut(&node.name) {
+                Some(o) => o,
+                None => self.observers.entry(node.name.clone()).or_default(),
+            };
             if *restarts != node.restarts {
                 *restarts = node.restarts;
                 gone.clear();
             }
-            for m in &node.members {
-                let member_restarts = obs.node(&m.name).map_or(0, |n| n.restarts);
+            if gone.is_empty() && node.members.iter().all(|m| !m.status.is_gone()) {
+                continue; // the common case: nothing dead, nothing to track
+            }
+            let runs = align(&obs.nodes, &node.members);
+            for (m, run) in node.members.iter().zip(runs) {
+                let member_restarts = run.map_or(0, |i| obs.nodes[i as usize].restarts);
                 if m.status.is_gone() {
                     let entry = gone.entry(m.name.clone()).or_insert(Gone {
                         status: m.status,
