@@ -13,9 +13,10 @@ use crate::observe::{Counters, ObservationSink};
 use crate::scenario::Scenario;
 
 /// The engines the scenario format knows (`engine = "..."`, `--engine`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EngineKind {
     /// The real driver and HTTP/2 transport on turmoil's simulated TCP. Fidelity. Default.
+    #[default]
     Turmoil,
     /// The sans-I/O core driven directly, discrete events. Scale.
     Fast,
@@ -29,12 +30,6 @@ impl EngineKind {
             EngineKind::Turmoil => "turmoil",
             EngineKind::Fast => "fast",
         }
-    }
-}
-
-impl Default for EngineKind {
-    fn default() -> Self {
-        EngineKind::Turmoil
     }
 }
 

@@ -4,6 +4,29 @@
 //! This module owns the data model between engines and checkers, and nothing else: no checking
 //! and no formatting. Everything here is plain data with a defined order (nodes and members
 //! sorted by name, targets ascending) so that the same run always produces the same bytes.
+//!
+//! An engine builds one [`Observation`] per interval from its nodes, e.g.:
+//! ```
+//! use sim::observe::*;
+//! let me = MemberView {
+//!     name: "node-1".into(), addr: "10.0.0.1:12345".into(), status: Status::Alive,
+//!     state: NodeState::Participant, incarnation: 0, lamport: 3,
+//! };
+//! let obs = Observation {
+//!     at_ms: 500,
+//!     nodes: vec![
+//!         NodeObservation {
+//!             name: "node-1".into(), live: true, restarts: 0, state: NodeState::Participant,
+//!             incarnation: 0, lamport: 3, members: vec![me], owned_targets: vec![0, 1, 2],
+//!             config_targets: 3,
+//!         },
+//!         // a crashed node: still listed, not live
+//!         NodeObservation::down("node-2", 0, 3),
+//!     ],
+//!     reachability: Reachability::Full,
+//! };
+//! assert_eq!(obs.shape_error(), None);
+//! ```
 
 use std::collections::BTreeSet;
 

@@ -343,7 +343,7 @@ impl Report {
 }
 
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format_duration(std::time::Duration::from_millis(ms))
     } else {
         format!("{:.1}s", ms as f64 / 1000.0)

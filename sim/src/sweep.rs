@@ -112,8 +112,10 @@ pub struct ConvergencePercentiles {
     pub converged: u64,
     /// Changes that did not.
     pub not_converged: u64,
+    /// Percentiles to 3 significant digits (hdrhistogram).
     pub p50_ms: Option<u64>,
     pub p99_ms: Option<u64>,
+    /// Exact.
     pub max_ms: Option<u64>,
 }
 
@@ -134,6 +136,8 @@ pub struct Sweep {
     engine: String,
     seeds: Vec<SeedResult>,
     histogram: Histogram<u64>,
+    /// Exact, where the histogram rounds to 3 significant digits.
+    max_ms: Option<u64>,
     not_converged: u64,
 }
 
@@ -145,6 +149,7 @@ impl Sweep {
             seeds: Vec::new(),
             // 3 significant digits: 1 ms resolution below 1 s, ~1 ms in 1 s..2 s, etc.
             histogram: Histogram::new(3).expect("3 significant digits is valid"),
+            max_ms: None,
             not_converged: 0,
         }
     }
@@ -155,7 +160,10 @@ impl Sweep {
             .chain(r.changes.iter().map(|c| c.converged_after_ms));
         for c in all {
             match c {
-                Some(ms) => self.histogram.record(ms).expect("auto-resizing histogram"),
+                Some(ms) => {
+                    self.histogram.record(ms).expect("auto-resizing histogram");
+                    self.max_ms = self.max_ms.max(Some(ms));
+                }
                 None => self.not_converged += 1,
             }
         }
@@ -176,7 +184,7 @@ impl Sweep {
                 not_converged: self.not_converged,
                 p50_ms: some(h.value_at_quantile(0.5)),
                 p99_ms: some(h.value_at_quantile(0.99)),
-                max_ms: some(h.max()),
+                max_ms: self.max_ms,
             },
             seeds: self.seeds,
         }

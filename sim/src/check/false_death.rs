@@ -38,8 +38,11 @@ struct Prev {
     names: Vec<String>,
     /// Parallel to `names`: live, restarts, and the view as (index into `names`, status),
     /// sorted by index.
-    nodes: Vec<(bool, u32, Vec<(u32, Status)>)>,
+    nodes: Vec<PrevNode>,
 }
+
+/// live, restarts, and the view as (member index into `Prev::names`, status) by index.
+type PrevNode = (bool, u32, Vec<(u32, Status)>);
 
 impl Prev {
     fn of(obs: &Observation) -> Prev {
