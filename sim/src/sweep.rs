@@ -112,7 +112,7 @@ pub struct ConvergencePercentiles {
     pub converged: u64,
     /// Changes that did not.
     pub not_converged: u64,
-    /// Percentiles to 3 significant digits (hdrhistogram).
+    /// Percentiles to 5 significant digits (hdrhistogram).
     pub p50_ms: Option<u64>,
     pub p99_ms: Option<u64>,
     /// Exact.
@@ -147,8 +147,8 @@ impl Sweep {
             scenario: scenario.to_string(),
             engine: engine.to_string(),
             seeds: Vec::new(),
-            // 3 significant digits: 1 ms resolution below 1 s, ~1 ms in 1 s..2 s, etc.
-            histogram: Histogram::new(3).expect("3 significant digits is valid"),
+            // 5 significant digits: exact to the millisecond up to ~130 s, 0.001% beyond.
+            histogram: Histogram::new(5).expect("5 significant digits is valid"),
             max_ms: None,
             not_converged: 0,
         }
@@ -172,7 +172,9 @@ impl Sweep {
 
     pub fn finish(self) -> SweepSummary {
         let h = &self.histogram;
-        let some = |v: u64| (!h.is_empty()).then_some(v);
+        // Never above the exact max (a bucket's highest equivalent value can be).
+        let max = self.max_ms.unwrap_or(0);
+        let some = |v: u64| (!h.is_empty()).then_some(v.min(max));
         let passed = self.seeds.iter().filter(|s| s.passed).count() as u64;
         SweepSummary {
             scenario: self.scenario,
@@ -233,6 +235,13 @@ impl SweepSummary {
             ms(c.max_ms),
             c.not_converged
         );
+        if c.not_converged > 0 {
+            let _ = writeln!(
+                s,
+                "(never: a change did not converge before the next event; that fails a seed only \
+                 when the gap was at least converge_within, or at the end of the run)"
+            );
+        }
         if self.failed > 0 {
             let _ = writeln!(s, "\nfailing seeds, to reproduce:");
             for r in self.seeds.iter().filter(|r| !r.passed) {
