@@ -1,7 +1,14 @@
 //! The agent as a library: the binary (`main.rs`) and the integration tests call into these
 //! modules. Keep this file a list of `pub mod` lines.
 
+pub mod advertise;
+pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod http;
+pub mod metrics;
 pub mod remote_write;
+pub mod resolve;
+pub mod run;
 pub mod scrape;
+pub mod status;

@@ -1,0 +1,434 @@
+//! The command line: `agent run [CONFIG_FILE]` with Grafana Agent's flag names and defaults.
+//!
+//! This module parses and checks flags; it starts nothing. Every value is checked here, so a
+//! bad flag fails before anything runs, with clap's message naming the flag and the value
+//! (exit status 2). Defaults of the protocol timings come from `cluster::Config::default()`
+//! (a unit test keeps the strings below in step with it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::resolve::{parse_join_addresses, split_host_port, JoinEntry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agent",
+    version,
+    about = "Telemetry agent: scrapes the Prometheus targets it owns, clustered over HTTP/2 on its own listener.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: serve HTTP (cluster transport, API, clustering page, /metrics), join
+    /// the cluster, and run the configuration file.
+    #[command(
+        long_about = "Run the agent.\n\n\
+        One HTTP listener (--server.http.listen-addr) serves the cluster transport (HTTP/2, \
+        h2c), the peers API (/api/v0/web/peers), the clustering page (/ and /clustering), \
+        /metrics, /-/ready and /-/healthy. Without --cluster.enabled the agent is a cluster \
+        of one node. The node starts as a viewer, becomes a participant once its \
+        configuration is loaded (and --cluster.wait-for-size is met), and on SIGTERM or \
+        SIGINT becomes terminating, leaves the cluster and exits 0.",
+        after_help = "Durations are written like 60s, 1m30s, 500ms; 0 disables where noted."
+    )]
+    Run(RunArgs),
+}
+
+/// Flags of `agent run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Configuration file (Alloy syntax). Without one the agent runs no components.
+    #[arg(value_name = "CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Address the HTTP server listens on (cluster transport, API, UI, metrics).
+    #[arg(
+        long = "server.http.listen-addr",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:12345",
+        value_parser = parse_listen_addr
+    )]
+    pub listen_addr: ListenAddr,
+
+    /// Enable clustering. Without it the agent is a cluster of one node.
+    #[arg(
+        long = "cluster.enabled",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set,
+        value_parser = parse_bool
+    )]
+    pub cluster_enabled: bool,
+
+    /// Name of this node in the cluster; must be unique in the cluster [default: hostname].
+    #[arg(long = "cluster.node-name", value_name = "NAME", value_parser = parse_node_name)]
+    pub node_name: Option<String>,
+
+    /// Address (IP or name, optional port) peers use to reach this node. Default: the first
+    /// usable address of --cluster.advertise-interfaces, else the listen address when it is a
+    /// concrete IP. The port defaults to the listener's.
+    #[arg(long = "cluster.advertise-address", value_name = "ADDR", value_parser = parse_advertise)]
+    pub advertise_address: Option<String>,
+
+    /// Interfaces, in order, whose first usable address is advertised when
+    /// --cluster.advertise-address is not given.
+    #[arg(
+        long = "cluster.advertise-interfaces",
+        value_name = "NAMES",
+        default_value = crate::advertise::DEFAULT_INTERFACES,
+        value_parser = parse_interfaces
+    )]
+    pub advertise_interfaces: Interfaces,
+
+    /// Comma-separated addresses to join: IP[:port], [IPv6][:port] or host[:port] (A/AAAA
+    /// lookup; a name without port and without A/AAAA records is looked up as SRV). The port
+    /// defaults to the listener's. Empty, or only this node itself: start a new cluster.
+    #[arg(
+        long = "cluster.join-addresses",
+        value_name = "ADDRS",
+        default_value = "",
+        hide_default_value = true,
+        value_parser = parse_join
+    )]
+    pub join_addresses: JoinAddresses,
+
+    /// How often to look up the join addresses again and rejoin through them; this merges
+    /// clusters that formed separately (parallel start, partition). 0 disables.
+    #[arg(
+        long = "cluster.rejoin-interval",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = parse_duration_flag
+    )]
+    pub rejoin_interval: Duration,
+
+    /// Peers contacted per join attempt, picked at random from the resolved join addresses.
+    /// 0 means all.
+    #[arg(long = "cluster.max-join-peers", value_name = "N", default_value_t = 5)]
+    pub max_join_peers: usize,
+
+    /// Name of the cluster. Nodes refuse traffic from nodes with another cluster name.
+    #[arg(long = "cluster.name", value_name = "NAME", default_value = "", value_parser = parse_cluster_name)]
+    pub cluster_name: String,
+
+    /// Stay a viewer (own no work) until the cluster has at least this many nodes. 0 disables.
+    #[arg(long = "cluster.wait-for-size", value_name = "N", default_value_t = 0)]
+    pub wait_for_size: usize,
+
+    /// Stop waiting for --cluster.wait-for-size after this long and take work anyway. 0 waits
+    /// without limit.
+    #[arg(
+        long = "cluster.wait-timeout",
+        value_name = "DURATION",
+        default_value = "0",
+        value_parser = parse_duration_flag
+    )]
+    pub wait_timeout: Duration,
+
+    /// How often this node probes one peer (crash detection speed vs traffic).
+    #[arg(
+        long = "cluster.probe-interval",
+        value_name = "DURATION",
+        default_value = "2s",
+        value_parser = parse_nonzero_duration,
+        help_heading = "Advanced clustering (protocol timings; defaults suit most clusters)",
+        hide_short_help = true
+    )]
+    pub probe_interval: Duration,
+
+    /// How long a probe waits for a direct answer before asking other peers.
+    /// Must be below --cluster.probe-interval.
+    #[arg(
+        long = "cluster.probe-timeout",
+        value_name = "DURATION",
+        default_value = "1s",
+        value_parser = parse_nonzero_duration,
+        help_heading = "Advanced clustering (protocol timings; defaults suit most clusters)",
+        hide_short_help = true
+    )]
+    pub probe_timeout: Duration,
+
+    /// How often queued membership news is gossiped to a few peers.
+    #[arg(
+        long = "cluster.gossip-interval",
+        value_name = "DURATION",
+        default_value = "200ms",
+        value_parser = parse_nonzero_duration,
+        help_heading = "Advanced clustering (protocol timings; defaults suit most clusters)",
+        hide_short_help = true
+    )]
+    pub gossip_interval: Duration,
+
+    /// How often this node exchanges its full state with one random peer. 0
+    /// disables (joins still exchange full state).
+    #[arg(
+        long = "cluster.push-pull-interval",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = parse_duration_flag,
+        help_heading = "Advanced clustering (protocol timings; defaults suit most clusters)",
+        hide_short_help = true
+    )]
+    pub push_pull_interval: Duration,
+
+    /// On shutdown, the longest time spent announcing terminating and left before
+    /// exiting.
+    #[arg(
+        long = "cluster.leave-timeout",
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = parse_nonzero_duration,
+        help_heading = "Advanced clustering (protocol timings; defaults suit most clusters)",
+        hide_short_help = true
+    )]
+    pub leave_timeout: Duration,
+}
+
+/// `--server.http.listen-addr`: an IP or a host name, and a port. `:port` means every
+/// interface (as in Go).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::resolve::host_port(&self.host, self.port))
+    }
+}
+
+impl ListenAddr {
+    /// The socket address when the host is an IP (no lookup needed).
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.host
+            .parse()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.port))
+    }
+}
+
+/// `--cluster.advertise-interfaces`, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interfaces(pub Vec<String>);
+
+/// `--cluster.join-addresses`, checked but unresolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinAddresses(pub Vec<JoinEntry>);
+
+fn parse_listen_addr(s: &str) -> Result<ListenAddr, String> {
+    let s = s.trim();
+    if let Some(port) = s.strip_prefix(':') {
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("port {port:?} is not a number between 0 and 65535"))?;
+        return Ok(ListenAddr {
+            host: "0.0.0.0".into(),
+            port,
+        });
+    }
+    // Port 0 (any free port) is allowed here, unlike in peer addresses.
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, "0")) if !h.is_empty() => {
+            let (h, _) = split_host_port(&format!("{h}:1"))?;
+            (h, Some(0))
+        }
+        _ => split_host_port(s)?,
+    };
+    let Some(port) = port else {
+        return Err("expected host:port, for example 127.0.0.1:12345 or :12345".into());
+    };
+    Ok(ListenAddr { host, port })
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "t" | "yes" => Ok(true),
+        "false" | "0" | "f" | "no" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// Names end up in the wire format (at most 255 bytes) and on the page.
+fn parse_node_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > 255 {
+        return Err(format!(
+            "is {} bytes long; at most 255 are allowed",
+            s.len()
+        ));
+    }
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    Ok(s.to_string())
+}
+
+fn parse_cluster_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    parse_node_name(s)
+}
+
+fn parse_advertise(s: &str) -> Result<String, String> {
+    split_host_port(s)?;
+    Ok(s.trim().to_string())
+}
+
+fn parse_interfaces(s: &str) -> Result<Interfaces, String> {
+    let v: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
+    if v.is_empty() {
+        return Err("expected a comma-separated list of interface names, such as eth0,en0".into());
+    }
+    Ok(Interfaces(v))
+}
+
+fn parse_join(s: &str) -> Result<JoinAddresses, String> {
+    parse_join_addresses(s).map(JoinAddresses)
+}
+
+fn parse_duration_flag(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(s.trim())
+        .ok_or_else(|| "expected a duration such as 60s, 1m30s, 500ms or 0".to_string())
+}
+
+fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration_flag(s)?;
+    if d.is_zero() {
+        return Err("must be above zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut full = vec!["agent", "run"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).map(|c| match c.command {
+            Command::Run(r) => r,
+        })
+    }
+
+    #[test]
+    fn defaults_are_grafana_agents() {
+        let r = parse(&[]).unwrap();
+        assert_eq!(r.listen_addr.to_string(), "127.0.0.1:12345");
+        assert!(!r.cluster_enabled);
+        assert_eq!(r.node_name, None);
+        assert_eq!(r.advertise_interfaces.0, vec!["eth0", "en0"]);
+        assert!(r.join_addresses.0.is_empty());
+        assert_eq!(r.rejoin_interval, Duration::from_secs(60));
+        assert_eq!(r.max_join_peers, 5);
+        assert_eq!(r.cluster_name, "");
+        assert_eq!(r.wait_for_size, 0);
+        assert_eq!(r.wait_timeout, Duration::ZERO);
+        assert_eq!(r.config_file, None);
+    }
+
+    #[test]
+    fn advanced_defaults_match_the_core_config() {
+        let r = parse(&[]).unwrap();
+        let c = cluster::Config::default();
+        assert_eq!(r.probe_interval, c.probe_interval);
+        assert_eq!(r.probe_timeout, c.probe_timeout);
+        assert_eq!(r.gossip_interval, c.gossip_interval);
+        assert_eq!(r.push_pull_interval, c.push_pull_interval);
+        assert_eq!(r.max_join_peers, c.join_peers_max);
+    }
+
+    #[test]
+    fn flags_parse_in_both_go_and_gnu_styles() {
+        let r = parse(&[
+            "cfg.alloy",
+            "--cluster.enabled",
+            "--server.http.listen-addr=:8080",
+            "--cluster.node-name",
+            "n1",
+            "--cluster.join-addresses=10.0.0.1,agent:80",
+            "--cluster.rejoin-interval=0",
+            "--cluster.wait-timeout=1m30s",
+        ])
+        .unwrap();
+        assert!(r.cluster_enabled);
+        assert_eq!(r.listen_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(r.node_name.as_deref(), Some("n1"));
+        assert_eq!(r.join_addresses.0.len(), 2);
+        assert_eq!(r.rejoin_interval, Duration::ZERO);
+        assert_eq!(r.wait_timeout, Duration::from_secs(90));
+        assert_eq!(r.config_file, Some(PathBuf::from("cfg.alloy")));
+        assert!(!parse(&["--cluster.enabled=false"]).unwrap().cluster_enabled);
+    }
+
+    /// Flag errors name the flag and the bad value, and exit with status 2.
+    #[test]
+    fn flag_errors_name_the_flag_and_the_value() {
+        for (args, flag, value) in [
+            (
+                &["--server.http.listen-addr=nonsense"][..],
+                "--server.http.listen-addr",
+                "nonsense",
+            ),
+            (
+                &["--cluster.join-addresses=10.0.0.1:99999"][..],
+                "--cluster.join-addresses",
+                "10.0.0.1:99999",
+            ),
+            (
+                &["--cluster.rejoin-interval=soon"][..],
+                "--cluster.rejoin-interval",
+                "soon",
+            ),
+            (
+                &["--cluster.max-join-peers=many"][..],
+                "--cluster.max-join-peers",
+                "many",
+            ),
+            (
+                &["--cluster.enabled=maybe"][..],
+                "--cluster.enabled",
+                "maybe",
+            ),
+            (
+                &["--cluster.probe-interval=0"][..],
+                "--cluster.probe-interval",
+                "0",
+            ),
+        ] {
+            let e = parse(args).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(flag) && msg.contains(value), "{args:?}: {msg}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn help_documents_every_flag() {
+        let mut cmd = Cli::command();
+        let run = cmd.find_subcommand_mut("run").unwrap();
+        let help = run.render_long_help().to_string();
+        insta::assert_snapshot!("run_help", help);
+    }
+}

@@ -1,0 +1,368 @@
+//! `/metrics`: the agent's own metrics in Prometheus text format (or OpenMetrics when asked),
+//! through the `prometheus-client` crate.
+//!
+//! Names are the ones the public Grafana Agent / Alloy dashboards and alerts query
+//! (`cluster_node_*`, `cluster_transport_*`, `agent_config_*`). Nothing is counted here: a
+//! custom collector samples the cluster core's counters ([`cluster::Stats`] in the published
+//! view) and the transport's atomics ([`runtime::TransportStats`]) at scrape time, so every
+//! event is counted once, where it happens, and counters stay counters.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use cluster::{NodeState, Status as MemberStatus};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::status::Status;
+
+/// Content type of the classic text format.
+pub const TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+/// Content type of OpenMetrics text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Build the registry served at `/metrics`.
+pub fn registry(status: Arc<Status>) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(AgentCollector { status }));
+    r
+}
+
+/// Encode `registry`; OpenMetrics when the scraper asked for it in `Accept`.
+pub fn render(registry: &Registry, accept: &str) -> (String, &'static str) {
+    let mut out = String::new();
+    if accept.contains("application/openmetrics-text") {
+        prometheus_client::encoding::text::encode(&mut out, registry)
+            .expect("writing to a String cannot fail");
+        (out, OPENMETRICS_CONTENT_TYPE)
+    } else {
+        prometheus_client::encoding::prometheus_text::encode(&mut out, registry)
+            .expect("writing to a String cannot fail");
+        (out, TEXT_CONTENT_TYPE)
+    }
+}
+
+#[derive(Debug)]
+struct AgentCollector {
+    status: Arc<Status>,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// A counter; `name` without `_total` (the encoder adds it).
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge_family(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, i64)],
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (labels, v) in series {
+        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter_family(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, u64)],
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (labels, v) in series {
+        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = &self.status;
+        let view = status.handle.view();
+        let t = &status.handle.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let load_i = |a: &std::sync::atomic::AtomicI64| a.load(Ordering::Relaxed).max(0);
+
+        // --- cluster_node_* (ckit names)
+        gauge_family(
+            &mut e,
+            "cluster_node_info",
+            "Info about the local node. Label values will change as the node changes state.",
+            &[(vec![("state", view.state.as_str().to_string())], 1)],
+        )?;
+        let live = view
+            .members
+            .iter()
+            .filter(|m| matches!(m.status, MemberStatus::Alive | MemberStatus::Suspect));
+        let mut by_state = [0i64; 3];
+        for m in live {
+            by_state[m.state as usize] += 1;
+        }
+        gauge_family(
+            &mut e,
+            "cluster_node_peers",
+            "Current number of healthy peers (alive or suspect, this node included) by state.",
+            &[
+                NodeState::Viewer,
+                NodeState::Participant,
+                NodeState::Terminating,
+            ]
+            .iter()
+            .map(|s| {
+                (
+                    vec![("state", s.as_str().to_string())],
+                    by_state[*s as usize],
+                )
+            })
+            .collect::<Vec<_>>(),
+        )?;
+        let mut by_status = [0i64; 4];
+        for m in &view.members {
+            by_status[m.status as usize] += 1;
+        }
+        gauge_family(
+            &mut e,
+            "cluster_node_members",
+            "Members this node knows, by membership status; dead and left ones are kept for a while as tombstones.",
+            &[
+                MemberStatus::Alive,
+                MemberStatus::Suspect,
+                MemberStatus::Dead,
+                MemberStatus::Left,
+            ]
+            .iter()
+            .map(|s| (vec![("status", s.as_str().to_string())], by_status[*s as usize]))
+            .collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "cluster_node_lamport_time",
+            "The current Lamport time of the node.",
+            view.lamport as i64,
+        )?;
+        gauge(
+            &mut e,
+            "cluster_node_gossip_health_score",
+            "Health value of a node; lower values means healthier. 0 is the minimum.",
+            view.health_score as i64,
+        )?;
+        let mut events: Vec<(Labels, u64)> = view
+            .stats
+            .events_received
+            .iter()
+            .map(|(k, v)| (vec![("event", k.to_string())], *v))
+            .collect();
+        // The public mixin's name-conflict alert reads this series.
+        if !view.stats.events_received.contains_key("node_conflict") {
+            events.push((
+                vec![("event", "node_conflict".to_string())],
+                view.stats.name_conflicts,
+            ));
+        }
+        counter_family(
+            &mut e,
+            "cluster_node_gossip_received_events",
+            "Total number of gossip messages handled by the node, by event.",
+            &events,
+        )?;
+        counter(
+            &mut e,
+            "cluster_node_name_conflicts",
+            "Joins refused (by this node or by the cluster to this node) because the node name was held by a live member at another address.",
+            view.stats.name_conflicts,
+        )?;
+        counter(
+            &mut e,
+            "cluster_node_cluster_name_mismatches",
+            "Messages refused because they came from a node with another --cluster.name.",
+            view.stats.cluster_mismatches,
+        )?;
+        gauge(
+            &mut e,
+            "cluster_node_alone",
+            "1 when join addresses were given but this node sees no other live member (peers unreachable or split brain).",
+            i64::from(status.alone(&view)),
+        )?;
+        gauge(
+            &mut e,
+            "cluster_node_ready",
+            "1 when the node is a participant and not waiting for --cluster.wait-for-size.",
+            i64::from(status.phase().readiness().is_ok()),
+        )?;
+
+        // --- cluster_transport_* (ckit HTTP/2 transport names)
+        counter(
+            &mut e,
+            "cluster_transport_rx_packets",
+            "Total number of packets received.",
+            load(&t.rx_packets),
+        )?;
+        counter(
+            &mut e,
+            "cluster_transport_rx_bytes",
+            "Total number of packet bytes received.",
+            load(&t.rx_bytes),
+        )?;
+        counter(
+            &mut e,
+            "cluster_transport_rx_packets_failed",
+            "Total number of incoming packets rejected (too large, undecodable, node overloaded).",
+            load(&t.rx_packets_failed),
+        )?;
+        counter(
+            &mut e,
+            "cluster_transport_tx_packets",
+            "Total number of packets delivered to peers.",
+            load(&t.tx_packets),
+        )?;
+        counter(
+            &mut e,
+            "cluster_transport_tx_bytes",
+            "Total number of packet bytes delivered to peers.",
+            load(&t.tx_bytes),
+        )?;
+        counter(
+            &mut e,
+            "cluster_transport_tx_packets_failed",
+            "Total number of outgoing packets that could not be delivered (queue full, connect error, timeout, error answer).",
+            load(&t.tx_packets_failed),
+        )?;
+        gauge(
+            &mut e,
+            "cluster_transport_rx_packet_queue_length",
+            "Current number of received packets not yet handled by the node.",
+            load_i(&t.rx_queue_len),
+        )?;
+        gauge(
+            &mut e,
+            "cluster_transport_tx_packet_queue_length",
+            "Current number of packets waiting in per-peer send queues.",
+            load_i(&t.tx_queue_len),
+        )?;
+        gauge(
+            &mut e,
+            "cluster_transport_streams",
+            "Number of push/pull streams (full-state exchanges) in flight, both directions.",
+            load_i(&t.streams),
+        )?;
+        counter(
+            &mut e,
+            "cluster_transport_streams_opened",
+            "Total number of push/pull streams opened, both directions.",
+            load(&t.streams_opened),
+        )?;
+        counter(
+            &mut e,
+            "cluster_transport_streams_failed",
+            "Total number of push/pull streams that failed, both directions.",
+            load(&t.streams_failed),
+        )?;
+
+        // --- agent_config_* (configuration-drift alert)
+        let cfg = status.config_status();
+        if let Some(hash) = &cfg.sha256 {
+            gauge_family(
+                &mut e,
+                "agent_config_hash",
+                "Hash of the currently active configuration file.",
+                &[(vec![("sha256", hash.clone())], 1)],
+            )?;
+        }
+        gauge(
+            &mut e,
+            "agent_config_last_load_successful",
+            "1 if the last attempt to load the configuration file succeeded.",
+            i64::from(cfg.last_load_ok),
+        )?;
+        counter(
+            &mut e,
+            "agent_config_load_failures",
+            "Total number of configuration file loads that failed.",
+            cfg.load_failures,
+        )?;
+
+        process_metrics(&mut e)
+    }
+}
+
+/// `process_*` from /proc (Linux only; elsewhere nothing).
+fn process_metrics(e: &mut DescriptorEncoder) -> std::fmt::Result {
+    let Some(p) = read_proc_self() else {
+        return Ok(());
+    };
+    gauge(
+        e,
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        p.rss_bytes as i64,
+    )?;
+    let c = ConstCounter::new(p.cpu_seconds);
+    c.encode(e.encode_descriptor(
+        "process_cpu_seconds",
+        "Total user and system CPU time spent in seconds.",
+        None,
+        c.metric_type(),
+    )?)?;
+    gauge(
+        e,
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        p.start_time_seconds as i64,
+    )
+}
+
+struct ProcSelf {
+    rss_bytes: u64,
+    cpu_seconds: f64,
+    start_time_seconds: u64,
+}
+
+fn read_proc_self() -> Option<ProcSelf> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime is field 14, stime 15, starttime 22.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let start_ticks: f64 = f.get(19)?.parse().ok()?;
+    let rss_pages: u64 = f.get(21)?.parse().ok()?;
+    let btime = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("btime ")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })?;
+    Some(ProcSelf {
+        rss_bytes: rss_pages * page,
+        cpu_seconds: (utime + stime) / ticks,
+        start_time_seconds: btime + (start_ticks / ticks) as u64,
+    })
+}
