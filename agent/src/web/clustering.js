@@ -23,7 +23,7 @@ function renderNode(node) {
   text("node-cluster", node.clustering
     ? (node.clusterName === "" ? "(default name)" : node.clusterName)
     : "clustering disabled");
-  text("node-join", node.joinSummary);
+  text("node-join", node.alone ? "alone (see the warning above)" : node.joinSummary);
   text("node-ready", node.ready ? "yes" : node.readyReason);
   const alone = document.getElementById("alone");
   if (node.alone) {
