@@ -62,6 +62,18 @@ pub struct Config {
     pub tombstone_ttl: Duration,
     /// Seeds contacted per join attempt (Alloy `--cluster.max-join-peers`: 5).
     pub join_peers_max: usize,
+    /// Join the seeds again this often, so clusters that formed apart (parallel start, a
+    /// partition that outlived the tombstones) merge (Alloy `--cluster.rejoin-interval`: 60 s).
+    /// `None` disables periodic rejoin.
+    pub rejoin_interval: Option<Duration>,
+    /// After a join that reached nobody while alone, retry after this long, doubling up to
+    /// `rejoin_interval` (Alloy waits the whole rejoin interval; a parallel start then runs
+    /// split for a minute).
+    pub join_retry_min: Duration,
+    /// Exchange state with one random dead (not left) member this often, so a member that was
+    /// only cut off is found again when the network heals without waiting for it to rejoin
+    /// (Serf's reconnect loop; memberlist has none). `None` disables.
+    pub reconnect_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -87,6 +99,9 @@ impl Default for Config {
             outbox_max: 4096,
             tombstone_ttl: Duration::from_secs(600),
             join_peers_max: 5,
+            rejoin_interval: Some(Duration::from_secs(60)),
+            join_retry_min: Duration::from_secs(1),
+            reconnect_interval: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -166,6 +181,18 @@ impl Config {
         }
         if self.broadcast_queue_max == 0 || self.outbox_max == 0 {
             return err("broadcast_queue_max/outbox_max", "must not be zero");
+        }
+        if self.rejoin_interval.is_some_and(|d| d.is_zero()) {
+            return err("rejoin_interval", "must not be zero (use None to disable)");
+        }
+        if self.reconnect_interval.is_some_and(|d| d.is_zero()) {
+            return err(
+                "reconnect_interval",
+                "must not be zero (use None to disable)",
+            );
+        }
+        if self.join_retry_min.is_zero() {
+            return err("join_retry_min", "must not be zero");
         }
         if self.join_peers_max == 0 {
             return err("join_peers_max", "must not be zero");

@@ -27,6 +27,8 @@ use crate::wire::{
 /// Indirect-probe requests this node serves at once; more are ignored (the asker then counts a
 /// missing nack against its own health, which is what Lifeguard wants from an overloaded peer).
 const FORWARDS_MAX: usize = 1024;
+/// Unknown senders we are syncing with at once; more wait for the next window.
+const STRANGERS_MAX: usize = 16;
 /// Events kept for the driver; older ones are dropped first.
 const EVENTS_MAX: usize = 1024;
 
@@ -158,6 +160,13 @@ pub struct Node {
     forwards: BTreeMap<u32, Forward>,
     awareness: u32,
     join: Option<JoinAttempt>,
+    /// Addresses to (re)join, and when to do it next.
+    seeds: Vec<String>,
+    next_join: Option<Instant>,
+    join_backoff: Duration,
+    next_reconnect: Option<Instant>,
+    /// Recent state exchanges with unknown senders, by name.
+    stranger_syncs: BTreeMap<String, Instant>,
     stats: Stats,
     view_version: u64,
 }
@@ -212,6 +221,11 @@ impl Node {
             forwards: BTreeMap::new(),
             awareness: 0,
             join: None,
+            seeds: Vec::new(),
+            next_join: None,
+            join_backoff: config.join_retry_min,
+            next_reconnect: config.reconnect_interval.map(|d| now + d),
+            stranger_syncs: BTreeMap::new(),
             stats: Stats::default(),
             view_version: 0,
             config,
@@ -367,6 +381,12 @@ impl Node {
         for f in self.forwards.values() {
             t = t.min(f.deadline);
         }
+        if let Some(j) = self.next_join {
+            t = t.min(j);
+        }
+        if let Some(r) = self.next_reconnect {
+            t = t.min(r);
+        }
         Some(t)
     }
 
@@ -395,14 +415,24 @@ impl Node {
             }
             self.next_probe = now + self.scaled(self.config.probe_interval);
         }
-        // Suspicions that ran out.
+        // Suspicions that ran out: a last-chance probe first (the member may never have heard
+        // it is suspected, e.g. when the gossip ran out during a partition), then death.
         let expired: Vec<String> = self
             .suspicions
             .iter()
             .filter(|(_, s)| s.deadline() <= now)
             .map(|(n, _)| n.clone())
             .collect();
+        let grace = self.scaled(self.config.probe_timeout) * 2;
         for name in expired {
+            let probe_again = self
+                .suspicions
+                .get_mut(&name)
+                .is_some_and(|s| s.last_chance(grace));
+            if probe_again {
+                self.probe_suspect(&name);
+                continue;
+            }
             if let Some(s) = self.suspicions.remove(&name) {
                 let from = self.name.clone();
                 self.apply(
@@ -430,6 +460,10 @@ impl Node {
             self.gossip(now);
             self.next_gossip = now + self.config.gossip_interval;
         }
+        if self.next_reconnect.is_some_and(|t| now >= t) {
+            self.reconnect();
+            self.next_reconnect = self.config.reconnect_interval.map(|d| now + d);
+        }
         if !self.config.push_pull_interval.is_zero() && now >= self.next_push_pull {
             self.periodic_push_pull();
             self.next_push_pull = now + self.config.push_pull_interval_for(self.live_count());
@@ -438,12 +472,23 @@ impl Node {
             self.collect_tombstones(now);
             self.next_gc = now + Duration::from_secs(1);
         }
+        if self.next_join.is_some_and(|t| now >= t) {
+            self.next_join = None;
+            if !self.leaving {
+                let seeds = self.seeds.clone();
+                self.join(now, &seeds);
+            }
+        }
     }
 
     /// Contact up to `join_peers_max` of `seeds` (advertised addresses) with a full-state
-    /// exchange. Own address is skipped, so a seed node may list itself. Returns how many were
-    /// contacted; zero means this node starts (or stays) a cluster of its own.
-    pub fn join(&mut self, seeds: &[String]) -> usize {
+    /// exchange, and remember them: the node rejoins them every `rejoin_interval`, and sooner
+    /// (backing off from `join_retry_min`) while a join reached nobody and it is alone.
+    /// Own address is skipped, so a seed node may list itself. Returns how many were contacted;
+    /// zero means this node starts (or stays) a cluster of its own.
+    pub fn join(&mut self, now: Instant, seeds: &[String]) -> usize {
+        self.seeds = seeds.to_vec();
+        self.next_join = self.config.rejoin_interval.map(|d| now + d);
         let mut picked = BTreeSet::new();
         let mut order = Vec::new();
         for s in seeds {
@@ -469,6 +514,18 @@ impl Node {
             ..JoinAttempt::default()
         });
         order.len()
+    }
+
+    /// Replace the join addresses (after a fresh DNS resolution, say) without joining now,
+    /// unless this node is alone: then it joins the new addresses at once.
+    pub fn set_seeds(&mut self, now: Instant, seeds: &[String]) {
+        if seeds == self.seeds.as_slice() {
+            return;
+        }
+        self.seeds = seeds.to_vec();
+        if self.live_count() == 1 && !self.leaving && !seeds.is_empty() {
+            self.join(now, seeds);
+        }
     }
 
     /// Move this node to `next` (viewer -> participant -> terminating only).
@@ -529,9 +586,10 @@ impl Node {
             self.stats.name_conflicts += 1;
             return Ok(());
         }
-        if let Some(p) = primary {
-            self.handle_primary(now, &env, p);
+        if !self.members.contains_key(&env.sender_name) && env.sender_name != self.name {
+            self.sync_with_stranger(now, &env.sender_name, &env.sender_addr);
         }
+        // Updates first: a refutation they trigger then rides on the ack built below.
         for u in updates {
             *self
                 .stats
@@ -539,6 +597,9 @@ impl Node {
                 .entry(u.event_name())
                 .or_default() += 1;
             self.apply(now, u);
+        }
+        if let Some(p) = primary {
+            self.handle_primary(now, &env, p);
         }
         Ok(())
     }
@@ -604,7 +665,7 @@ impl Node {
             Ok(v) => v,
             Err(e) => {
                 self.stats.packets_rx_failed += 1;
-                self.join_failed(from, &format!("bad answer: {e}"));
+                self.join_failed(now, from, &format!("bad answer: {e}"));
                 return Err(e);
             }
         };
@@ -625,20 +686,21 @@ impl Node {
                         rejection,
                     });
                 } else {
-                    self.join_failed(from, &rejection.to_string());
+                    self.join_failed(now, from, &rejection.to_string());
                 }
                 Ok(())
             }
             Body::PushPull { members, .. } if env.kind == Kind::PushPullResponse => {
                 if env.cluster != self.config.cluster_name {
                     self.stats.cluster_mismatches += 1;
-                    self.join_failed(from, "answer from another cluster");
+                    self.join_failed(now, from, "answer from another cluster");
                     return Ok(());
                 }
                 self.merge(now, members);
                 if let Some(j) = self.join.as_mut() {
                     if j.pending.remove(from) && !j.succeeded {
                         j.succeeded = true;
+                        self.join_backoff = self.config.join_retry_min;
                         self.push_event(Event::Joined {
                             via: from.to_string(),
                         });
@@ -648,7 +710,7 @@ impl Node {
             }
             _ => {
                 self.stats.packets_rx_failed += 1;
-                self.join_failed(from, "unexpected answer");
+                self.join_failed(now, from, "unexpected answer");
                 Err(WireError::UnexpectedKind {
                     expected: "push/pull response",
                     got: env.kind,
@@ -658,9 +720,9 @@ impl Node {
     }
 
     /// The driver could not complete a push/pull with `to` (connect error, timeout, HTTP error).
-    pub fn handle_push_pull_failed(&mut self, to: &str, reason: &str) {
+    pub fn handle_push_pull_failed(&mut self, now: Instant, to: &str, reason: &str) {
         self.stats.push_pulls_failed += 1;
-        self.join_failed(to, reason);
+        self.join_failed(now, to, reason);
     }
 
     /// The driver could not deliver a packet to `to`.
@@ -713,7 +775,13 @@ impl Node {
             self.probe_order.shuffle(&mut self.rng);
         }
         let Some(target) = target else { return };
-        let addr = self.members[&target].addr.clone();
+        let (addr, suspect_inc) = {
+            let m = &self.members[&target];
+            (
+                m.addr.clone(),
+                (m.status == Status::Suspect).then_some(m.incarnation),
+            )
+        };
         let seq = self.next_seq();
         self.probe = Some(Probe {
             seq,
@@ -724,7 +792,80 @@ impl Node {
             nacks: 0,
             acked: false,
         });
-        self.send_packet(addr, Primary::Ping { seq, target });
+        // Tell a suspect member it is suspected, so it can refute even when the gossip about it
+        // ran out while it was unreachable (after a partition heals, say).
+        let extra = suspect_inc.map(|incarnation| self.suspect_update(&target, incarnation));
+        self.send_packet_with(addr, Primary::Ping { seq, target }, extra);
+    }
+
+    fn suspect_update(&self, name: &str, incarnation: u64) -> Vec<u8> {
+        wire::encode_update(&Update::Suspect {
+            name: name.to_string(),
+            incarnation,
+            from: self.name.clone(),
+        })
+    }
+
+    /// A ping that carries the suspicion to the suspect itself; its refutation comes back on
+    /// the ack (updates are applied before the ack is built).
+    fn probe_suspect(&mut self, name: &str) {
+        let Some(m) = self.members.get(name) else {
+            return;
+        };
+        let (addr, incarnation) = (m.addr.clone(), m.incarnation);
+        let seq = self.next_seq();
+        let extra = Some(self.suspect_update(name, incarnation));
+        self.send_packet_with(
+            addr,
+            Primary::Ping {
+                seq,
+                target: name.to_string(),
+            },
+            extra,
+        );
+    }
+
+    /// A member we have never heard of is talking to us: the gossip that announced it missed
+    /// us. Exchange state with it now instead of waiting for the next periodic push/pull
+    /// (memberlist waits, which is where its occasional minute-long joins come from). At most
+    /// one exchange per stranger per probe interval, and a bounded table of them.
+    fn sync_with_stranger(&mut self, now: Instant, name: &str, addr: &str) {
+        let window = self.config.probe_interval;
+        self.stranger_syncs
+            .retain(|_, at| now.saturating_since(*at) < window);
+        if self.stranger_syncs.contains_key(name) || self.stranger_syncs.len() >= STRANGERS_MAX {
+            return;
+        }
+        self.stranger_syncs.insert(name.to_string(), now);
+        let payload = self.encode_state(Kind::PushPullRequest, false);
+        self.stats.push_pulls_tx += 1;
+        self.push_out(Transmit {
+            to: addr.to_string(),
+            kind: TransmitKind::PushPull { join: false },
+            payload,
+        });
+    }
+
+    /// Exchange state with one random dead member, in case it was only cut off.
+    fn reconnect(&mut self) {
+        let mut dead: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.status == Status::Dead)
+            .map(|m| m.addr.clone())
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        dead.sort();
+        let to = dead[self.rng.gen_range(0..dead.len())].clone();
+        let payload = self.encode_state(Kind::PushPullRequest, false);
+        self.stats.push_pulls_tx += 1;
+        self.push_out(Transmit {
+            to,
+            kind: TransmitKind::PushPull { join: false },
+            payload,
+        });
     }
 
     fn send_indirect_probes(&mut self) {
@@ -874,7 +1015,12 @@ impl Node {
     }
 
     fn send_packet(&mut self, to: String, primary: Primary) {
-        let updates = self.take_broadcasts(32);
+        self.send_packet_with(to, primary, None);
+    }
+
+    fn send_packet_with(&mut self, to: String, primary: Primary, extra: Option<Vec<u8>>) {
+        let mut updates = self.take_broadcasts(32 + extra.as_ref().map_or(0, |e| e.len()));
+        updates.extend(extra);
         let refs: Vec<&[u8]> = updates.iter().map(|u| u.as_slice()).collect();
         let payload = wire::encode_packet(&self.envelope(Kind::Packet), Some(&primary), &refs);
         self.push_out(Transmit {
@@ -947,7 +1093,7 @@ impl Node {
         bytes
     }
 
-    fn join_failed(&mut self, to: &str, reason: &str) {
+    fn join_failed(&mut self, now: Instant, to: &str, reason: &str) {
         let Some(j) = self.join.as_mut() else { return };
         if !j.pending.remove(to) {
             return;
@@ -956,6 +1102,16 @@ impl Node {
         if j.pending.is_empty() && !j.succeeded {
             let errors = j.errors.clone();
             self.push_event(Event::JoinFailed { errors });
+            if self.live_count() == 1 {
+                // Alone: retry soon rather than at the rejoin interval, backing off.
+                let retry = now + self.join_backoff;
+                self.next_join = Some(self.next_join.map_or(retry, |t| t.min(retry)));
+                let cap = self
+                    .config
+                    .rejoin_interval
+                    .unwrap_or(Duration::from_secs(60));
+                self.join_backoff = (self.join_backoff * 2).min(cap);
+            }
         }
     }
 
@@ -1014,6 +1170,20 @@ impl Node {
                     },
                 );
             }
+        }
+    }
+
+    /// Someone says we are suspect, dead or gone at `incarnation`. Current news: refute with a
+    /// higher incarnation. Stale news (already refuted): announce the current incarnation again,
+    /// since the accuser evidently missed it.
+    fn answer_accusation(&mut self, incarnation: u64) {
+        if self.leaving {
+            return;
+        }
+        if incarnation >= self.incarnation {
+            self.refute(incarnation);
+        } else {
+            self.announce_alive();
         }
     }
 
@@ -1127,9 +1297,7 @@ impl Node {
                 from,
             } => {
                 if is_me {
-                    if !self.leaving && incarnation >= self.incarnation {
-                        self.refute(incarnation);
-                    }
+                    self.answer_accusation(incarnation);
                     return;
                 }
                 let n = self.live_count();
@@ -1181,15 +1349,28 @@ impl Node {
                 from,
             } => {
                 if is_me {
-                    if !self.leaving && incarnation >= self.incarnation {
-                        self.refute(incarnation);
-                    }
+                    self.answer_accusation(incarnation);
                     return;
                 }
                 let Some(m) = self.members.get_mut(&name) else {
                     return;
                 };
                 if incarnation < m.incarnation || matches!(m.status, Status::Dead | Status::Left) {
+                    return;
+                }
+                if m.status == Status::Alive && from != self.name {
+                    // Someone else's verdict about a member we hold alive (it may be stale: a
+                    // node that was cut off declares everyone dead, then the network heals).
+                    // Suspect it instead, so it gets a chance to refute; if it really is gone
+                    // our own suspicion timer, shortened by the accusers, confirms it.
+                    self.apply(
+                        now,
+                        Update::Suspect {
+                            name,
+                            incarnation,
+                            from,
+                        },
+                    );
                     return;
                 }
                 m.status = Status::Dead;
@@ -1205,9 +1386,7 @@ impl Node {
             }
             Update::Left { name, incarnation } => {
                 if is_me {
-                    if !self.leaving && incarnation >= self.incarnation {
-                        self.refute(incarnation);
-                    }
+                    self.answer_accusation(incarnation);
                     return;
                 }
                 match self.members.get_mut(&name) {

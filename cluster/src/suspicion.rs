@@ -20,6 +20,8 @@ pub struct Suspicion {
     /// Members that suspected this one; the first accuser is in here but not counted.
     confirmers: BTreeSet<String>,
     confirmations: u32,
+    /// Time added by the last-chance probe (see [`Suspicion::last_chance`]).
+    extension: Duration,
 }
 
 impl Suspicion {
@@ -41,6 +43,7 @@ impl Suspicion {
             k,
             confirmers,
             confirmations: 0,
+            extension: Duration::ZERO,
         }
     }
 
@@ -53,7 +56,22 @@ impl Suspicion {
         true
     }
 
+    /// At the deadline, before declaring the member dead, probe it once more telling it that
+    /// it is suspected, and wait `grace` for its refutation. True the first time (probe now),
+    /// false once the last chance was given (declare now).
+    pub fn last_chance(&mut self, grace: Duration) -> bool {
+        if !self.extension.is_zero() {
+            return false;
+        }
+        self.extension = grace.max(Duration::from_millis(1));
+        true
+    }
+
     pub fn deadline(&self) -> Instant {
+        self.base_deadline() + self.extension
+    }
+
+    fn base_deadline(&self) -> Instant {
         if self.k == 0 {
             return self.start + self.min;
         }

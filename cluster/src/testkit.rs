@@ -163,8 +163,13 @@ impl SimNet {
     }
 
     /// Act on one node (join, set_state, leave...) and send what it produced.
-    pub fn with_node<R>(&mut self, addr: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
-        let r = f(self.nodes.get_mut(addr)?);
+    pub fn with_node<R>(
+        &mut self,
+        addr: &str,
+        f: impl FnOnce(&mut Node, Instant) -> R,
+    ) -> Option<R> {
+        let now = self.now;
+        let r = f(self.nodes.get_mut(addr)?, now);
         self.after_touch(addr);
         Some(r)
     }
@@ -279,7 +284,7 @@ impl SimNet {
                 reason,
             } => {
                 if let Some(n) = self.nodes.get_mut(&client) {
-                    n.handle_push_pull_failed(&peer, reason);
+                    n.handle_push_pull_failed(self.now, &peer, reason);
                     self.after_touch(&client);
                 }
             }
@@ -345,18 +350,24 @@ impl SimNet {
                     }
                 }
                 TransmitKind::PushPull { .. } => {
+                    let partitioned = self.groups.get(addr).copied().unwrap_or(0)
+                        != self.groups.get(&t.to).copied().unwrap_or(0);
                     if lost || !reachable {
+                        // Nobody listening (and no partition in the way): refused at once.
+                        // Lost or partitioned: silence until the request times out.
+                        let refused = !lost && !partitioned && !self.nodes.contains_key(&t.to);
                         if lost {
                             self.stats.dropped_loss += 1;
-                        } else {
+                        } else if partitioned {
                             self.stats.dropped_partition += 1;
-                        }
-                        let reason = if self.nodes.contains_key(&t.to) || !reachable {
-                            "request timed out"
                         } else {
-                            "connection refused"
+                            self.stats.dropped_dead += 1;
+                        }
+                        let (reason, at) = if refused {
+                            ("connection refused", now + self.sample_latency())
+                        } else {
+                            ("request timed out", now + self.request_timeout)
                         };
-                        let at = now + self.request_timeout;
                         self.schedule(
                             at,
                             Delivery::PushPullFailed {

@@ -31,8 +31,8 @@ fn cluster(n: usize, seed: u64) -> SimNet {
     let mut net = SimNet::new(seed);
     for i in 1..=n {
         net.add(node(i, &config, seed, net.now()));
-        net.with_node(&addr(i), |nd| {
-            nd.join(&[addr(1)]);
+        net.with_node(&addr(i), |nd, now| {
+            nd.join(now, &[addr(1)]);
             nd.set_state(NodeState::Participant).unwrap();
         });
     }
@@ -112,7 +112,7 @@ fn an_abruptly_stopped_node_is_declared_dead_by_all_others() {
 fn a_graceful_leave_is_seen_as_left_not_dead() {
     let mut net = cluster(5, 3);
     net.run_for(Duration::from_secs(5));
-    net.with_node(&addr(2), |n| {
+    net.with_node(&addr(2), |n, now| {
         n.set_state(NodeState::Terminating).unwrap();
         n.leave();
     });
@@ -156,7 +156,7 @@ fn a_duplicate_name_at_another_address_is_refused_and_the_cluster_is_untouched()
     )
     .unwrap();
     net.add(impostor);
-    net.with_node("10.0.0.99:12345", |n| n.join(&[addr(1)]));
+    net.with_node("10.0.0.99:12345", |n, now| n.join(now, &[addr(1)]));
     net.run_for(Duration::from_secs(3));
     let events = net.take_events();
     let rejected = events.iter().find_map(|(_, who, e)| match e {
@@ -200,7 +200,7 @@ fn a_node_of_another_cluster_name_cannot_join() {
         ..Config::default()
     };
     net.add(Node::new(other, "stranger", "10.0.0.50:12345", 9, net.now()).unwrap());
-    net.with_node("10.0.0.50:12345", |n| n.join(&[addr(1)]));
+    net.with_node("10.0.0.50:12345", |n, now| n.join(now, &[addr(1)]));
     net.run_for(Duration::from_secs(5));
     let failed = net
         .take_events()
@@ -228,7 +228,7 @@ fn a_partition_splits_the_view_and_a_heal_merges_it_back() {
     // Dead members are not probed, so healing relies on push/pull or rejoin; a rejoin at the
     // agent's rejoin interval is what the driver does.
     for i in 1..=6 {
-        net.with_node(&addr(i), |n| n.join(&[addr(1), addr(4)]));
+        net.with_node(&addr(i), |n, now| n.join(now, &[addr(1), addr(4)]));
     }
     let all: Vec<String> = (1..=6).map(name).collect();
     let healed = run_until(&mut net, Duration::from_secs(30), |net| {
@@ -250,8 +250,8 @@ fn periodic_push_pull_heals_a_partition_without_rejoin_while_suspects_linger() {
     let mut net = SimNet::new(8);
     for i in 1..=4 {
         net.add(node(i, &config, 8, net.now()));
-        net.with_node(&addr(i), |n| {
-            n.join(&[addr(1)]);
+        net.with_node(&addr(i), |n, now| {
+            n.join(now, &[addr(1)]);
         });
     }
     net.run_for(Duration::from_secs(5));
@@ -281,7 +281,7 @@ fn a_restarted_node_rejoins_with_a_higher_incarnation_and_restates_itself() {
     // Same name, same address, fresh process state.
     let fresh = node(3, &Config::default(), 99, net.now());
     net.add(fresh);
-    net.with_node(&addr(3), |n| n.join(&[addr(1)]));
+    net.with_node(&addr(3), |n, now| n.join(now, &[addr(1)]));
     let back = run_until(&mut net, Duration::from_secs(20), |net| {
         (1..=4).all(|i| alive_names(net, i).contains(&name(3)))
     });
@@ -312,7 +312,9 @@ fn a_restarted_node_rejoins_with_a_higher_incarnation_and_restates_itself() {
 fn node_state_changes_spread_and_only_move_forward() {
     let mut net = cluster(4, 10);
     net.run_for(Duration::from_secs(3));
-    net.with_node(&addr(4), |n| n.set_state(NodeState::Terminating).unwrap());
+    net.with_node(&addr(4), |n, _| {
+        n.set_state(NodeState::Terminating).unwrap()
+    });
     let spread = run_until(&mut net, Duration::from_secs(5), |net| {
         (1..=4).all(|i| {
             view(net, i)
@@ -322,7 +324,7 @@ fn node_state_changes_spread_and_only_move_forward() {
     });
     assert!(spread.is_some());
     let err = net
-        .with_node(&addr(4), |n| n.set_state(NodeState::Participant))
+        .with_node(&addr(4), |n, _| n.set_state(NodeState::Participant))
         .unwrap();
     assert!(err.is_err());
 }

@@ -44,6 +44,8 @@ pub struct NodeOptions {
     /// Join addresses, resolved at each (re)join.
     pub join: Resolver,
     /// Rejoin every this long (Alloy `--cluster.rejoin-interval`, 60 s); `None` disables.
+    /// Copied into `config.rejoin_interval`; the core schedules joins, the driver re-resolves
+    /// the join addresses at the same interval.
     pub rejoin_interval: Option<Duration>,
     pub transport: TransportOptions,
     /// Commands queued from HTTP handlers and the application; more get 503.
@@ -130,6 +132,7 @@ pub(crate) enum Cmd {
     },
     SetState(NodeState, oneshot::Sender<Result<(), String>>),
     Join(Vec<String>),
+    SetSeeds(Vec<String>),
     Leave(Duration, oneshot::Sender<()>),
 }
 
@@ -193,6 +196,8 @@ pub fn start<N: Network>(
     opts: NodeOptions,
 ) -> Result<(ClusterHandle, tokio::task::JoinHandle<()>), ConfigError> {
     let epoch = tokio::time::Instant::now();
+    let mut opts = opts;
+    opts.config.rejoin_interval = opts.rejoin_interval;
     let node = Node::new(
         opts.config.clone(),
         &opts.name,
@@ -273,12 +278,13 @@ impl<N: Network> Driver<N> {
     }
 
     async fn run(mut self) {
-        // First join at once; later ones at the rejoin interval.
-        self.spawn_resolve();
+        // Resolve and join at once; the core rejoins on its own schedule, and the addresses are
+        // resolved again at the rejoin interval (DNS answers change as replicas come and go).
+        self.spawn_resolve(true);
         let mut next_rejoin = self
             .opts
             .rejoin_interval
-            .map(|d| tokio::time::Instant::now() + d);
+            .map(|d| tokio::time::Instant::now() + d / 2);
         let mut next_publish = tokio::time::Instant::now();
         loop {
             self.flush();
@@ -317,19 +323,24 @@ impl<N: Network> Driver<N> {
             }
             if let Some(t) = next_rejoin {
                 if tokio::time::Instant::now() >= t && self.leave.is_none() {
-                    self.spawn_resolve();
+                    self.spawn_resolve(false);
                     next_rejoin = self.opts.rejoin_interval.map(|d| t + d);
                 }
             }
         }
     }
 
-    fn spawn_resolve(&self) {
+    fn spawn_resolve(&self, join_now: bool) {
         let resolver = self.opts.join.clone();
         let tx = self.cmd_tx.clone();
         tokio::spawn(async move {
             let addrs = resolver().await;
-            let _ = tx.send(Cmd::Join(addrs)).await;
+            let cmd = if join_now {
+                Cmd::Join(addrs)
+            } else {
+                Cmd::SetSeeds(addrs)
+            };
+            let _ = tx.send(cmd).await;
         });
     }
 
@@ -362,7 +373,7 @@ impl<N: Network> Driver<N> {
                         tracing::warn!(peer = %to, error = %e, "bad push/pull answer");
                     }
                 }
-                Err(reason) => self.node.handle_push_pull_failed(&to, &reason),
+                Err(reason) => self.node.handle_push_pull_failed(now, &to, &reason),
             },
             Cmd::SetState(state, reply) => {
                 let _ = reply.send(self.node.set_state(state));
@@ -371,7 +382,7 @@ impl<N: Network> Driver<N> {
                 if self.node.is_leaving() {
                     return;
                 }
-                let contacted = self.node.join(&addrs);
+                let contacted = self.node.join(now, &addrs);
                 if contacted > 0 {
                     if !matches!(self.join_status, JoinStatus::Joined { .. }) {
                         self.join_status = JoinStatus::Joining;
@@ -385,6 +396,7 @@ impl<N: Network> Driver<N> {
                     tracing::warn!("no join address resolved; running as a cluster of one and retrying at the rejoin interval");
                 }
             }
+            Cmd::SetSeeds(addrs) => self.node.set_seeds(now, &addrs),
             Cmd::Leave(timeout, done) => {
                 self.node.leave();
                 self.leave = Some((tokio::time::Instant::now() + timeout, done));

@@ -78,6 +78,7 @@ pub fn protocol_config(s: &Scenario) -> Config {
     if let Some(v) = p.join_peers_max {
         c.join_peers_max = v as usize;
     }
+    c.rejoin_interval = rejoin_interval(s);
     c
 }
 

@@ -28,8 +28,6 @@ pub struct FastEngine;
 struct Proc {
     restarts: u32,
     config_targets: u32,
-    /// When the process started, for the rejoin schedule.
-    next_rejoin: Option<Instant>,
     /// A graceful leave in progress: stop the process once drained or at this time.
     leave_deadline: Option<Instant>,
 }
@@ -39,7 +37,6 @@ struct World<'a> {
     seed: u64,
     net: SimNet,
     config: cluster::Config,
-    rejoin: Option<Duration>,
     procs: BTreeMap<String, Proc>,
     reachability: Reachability,
     cache: OwnershipCache,
@@ -59,25 +56,12 @@ impl World<'_> {
         )
         .map_err(|e| EngineError::Unsupported(e.to_string()))?;
         self.net.add(node);
-        let seeds: Vec<String> = self
-            .scenario
-            .join_peers(name)
-            .iter()
-            .map(|n| common::addr_of(n))
-            .collect();
-        self.net.with_node(&addr, |n| {
-            n.join(&seeds);
-            n.set_state(NodeState::Participant)
-                .expect("viewer -> participant");
-        });
         let targets = self.scenario.targets.count;
         let p = self.procs.entry(name.to_string()).or_insert(Proc {
             restarts: 0,
             config_targets: targets,
-            next_rejoin: None,
             leave_deadline: None,
         });
-        p.next_rejoin = self.rejoin.map(|d| now + d);
         p.leave_deadline = None;
         // A partition in force applies to a node that starts inside it.
         if let Reachability::Groups(groups) = &self.reachability {
@@ -85,6 +69,22 @@ impl World<'_> {
             self.partition(&groups);
         }
         Ok(())
+    }
+
+    /// What the driver does once a process is up: join its peers, become a participant (the
+    /// simulated config loads at once). Rejoins are the core's own schedule.
+    fn boot(&mut self, name: &str) {
+        let seeds: Vec<String> = self
+            .scenario
+            .join_peers(name)
+            .iter()
+            .map(|n| common::addr_of(n))
+            .collect();
+        self.net.with_node(&common::addr_of(name), |n, now| {
+            n.join(now, &seeds);
+            n.set_state(NodeState::Participant)
+                .expect("viewer -> participant");
+        });
     }
 
     fn partition(&mut self, groups: &[Vec<String>]) {
@@ -114,10 +114,11 @@ impl World<'_> {
                     p.restarts += 1;
                 }
                 self.start(name)?;
+                self.boot(name);
             }
             Action::Leave(name) => {
                 let deadline = self.net.now() + common::LEAVE_TIMEOUT;
-                let left = self.net.with_node(&common::addr_of(name), |n| {
+                let left = self.net.with_node(&common::addr_of(name), |n, _| {
                     let _ = n.set_state(NodeState::Terminating);
                     n.leave();
                 });
@@ -127,7 +128,10 @@ impl World<'_> {
                     }
                 }
             }
-            Action::Join(name) => self.start(name)?,
+            Action::Join(name) => {
+                self.start(name)?;
+                self.boot(name);
+            }
             Action::Targets { nodes, count } => {
                 for n in nodes {
                     if let Some(p) = self.procs.get_mut(n) {
@@ -141,51 +145,32 @@ impl World<'_> {
         Ok(())
     }
 
-    /// Driver duties due at `now`: periodic rejoin, finishing graceful leaves.
+    /// Driver duties due at `now`: finishing graceful leaves.
     fn housekeeping(&mut self) {
         let now = self.net.now();
-        let names: Vec<String> = self.procs.keys().cloned().collect();
-        for name in names {
+        let leaving: Vec<String> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.leave_deadline.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in leaving {
             let addr = common::addr_of(&name);
-            let Some(node) = self.net.node(&addr) else {
-                continue;
-            };
-            let drained = node.is_leaving() && node.broadcasts_pending() == 0;
+            let drained = self
+                .net
+                .node(&addr)
+                .map_or(true, |n| n.is_leaving() && n.broadcasts_pending() == 0);
             let p = self.procs.get_mut(&name).expect("listed");
-            if let Some(deadline) = p.leave_deadline {
-                if drained || now >= deadline {
-                    p.leave_deadline = None;
-                    p.next_rejoin = None;
-                    self.net.crash(&addr);
-                    continue;
-                }
-            }
-            if let (Some(t), Some(every)) = (p.next_rejoin, self.rejoin) {
-                if now >= t {
-                    p.next_rejoin = Some(t + every);
-                    let seeds: Vec<String> = self
-                        .scenario
-                        .join_peers(&name)
-                        .iter()
-                        .map(|n| common::addr_of(n))
-                        .collect();
-                    self.net.with_node(&addr, |n| {
-                        if !n.is_leaving() {
-                            n.join(&seeds);
-                        }
-                    });
-                }
+            if drained || p.leave_deadline.is_some_and(|d| now >= d) {
+                p.leave_deadline = None;
+                self.net.crash(&addr);
             }
         }
     }
 
     /// The next instant a driver duty is due.
     fn next_housekeeping(&self) -> Option<Instant> {
-        self.procs
-            .values()
-            .flat_map(|p| [p.next_rejoin, p.leave_deadline])
-            .flatten()
-            .min()
+        self.procs.values().filter_map(|p| p.leave_deadline).min()
     }
 
     fn observe(&mut self, at_ms: u64) -> Observation {
@@ -267,7 +252,6 @@ impl Engine for FastEngine {
             seed,
             net,
             config: common::protocol_config(scenario),
-            rejoin: common::rejoin_interval(scenario),
             procs: BTreeMap::new(),
             reachability: Reachability::Full,
             cache: OwnershipCache::default(),
@@ -276,8 +260,12 @@ impl Engine for FastEngine {
             .config
             .validate()
             .map_err(|e| EngineError::Unsupported(e.to_string()))?;
+        // Every initial process is up before any of them joins: they start together.
         for name in scenario.initial_nodes() {
             world.start(&name)?;
+        }
+        for name in scenario.initial_nodes() {
+            world.boot(&name);
         }
         let mut counters = Counters::default();
         let end_ms = scenario.duration_ms();
