@@ -502,9 +502,11 @@ fn idle_footprint_of_a_20_node_cluster() {
     );
     // Let the join burst settle before measuring.
     std::thread::sleep(Duration::from_secs(10));
-    let before: Vec<Sample> = agents.iter().map(Sample::take).collect();
+    // The window excludes the /metrics scrapes themselves: scrape, then read /proc before
+    // it; read /proc, then scrape after it.
+    let before: Vec<Sample> = agents.iter().map(|a| Sample::take(a, true)).collect();
     std::thread::sleep(WINDOW);
-    let after: Vec<Sample> = agents.iter().map(Sample::take).collect();
+    let after: Vec<Sample> = agents.iter().map(|a| Sample::take(a, false)).collect();
     let secs = WINDOW.as_secs_f64();
     let rows: Vec<Row> = before
         .iter()
@@ -551,8 +553,9 @@ struct Sample {
 }
 
 impl Sample {
-    fn take(a: &Agent) -> Sample {
+    fn take(a: &Agent, scrape_first: bool) -> Sample {
         let pid = a.pid();
+        let scraped = scrape_first.then(|| a.metrics());
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let rss_kib = status
             .lines()
@@ -570,7 +573,7 @@ impl Sample {
             .find_map(|l| l.strip_prefix("wchar:"))
             .and_then(|v| v.trim().parse().ok())
             .unwrap();
-        let m = a.metrics();
+        let m = scraped.unwrap_or_else(|| a.metrics());
         let tx_payload = sample(&m, "cluster_transport_tx_bytes_total").unwrap_or(0.0);
         Sample {
             rss_kib,
