@@ -366,3 +366,76 @@ fn read_proc_self() -> Option<ProcSelf> {
         start_time_seconds: btime + (start_ticks / ticks) as u64,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::JoinReport;
+
+    /// The names the public dashboards and alerts query are all exposed, with the right
+    /// types, and every counter ends in `_total`.
+    #[tokio::test]
+    async fn every_dashboard_metric_is_exposed_with_its_type() {
+        let opts = runtime::NodeOptions::new("m", "127.0.0.1:1", cluster::Config::default());
+        let (handle, _task) = runtime::start(runtime::TokioNet, opts).unwrap();
+        let status = Arc::new(Status::new(
+            handle,
+            true,
+            String::new(),
+            Vec::new(),
+            None,
+            Arc::new(JoinReport::default()),
+            None,
+        ));
+        status.config.lock().unwrap().sha256 = Some("abc".into());
+        let registry = registry(status);
+        let (text, content_type) = render(&registry, "");
+        assert_eq!(content_type, TEXT_CONTENT_TYPE);
+        for (name, kind) in [
+            ("cluster_node_info", "gauge"),
+            ("cluster_node_peers", "gauge"),
+            ("cluster_node_lamport_time", "gauge"),
+            ("cluster_node_gossip_health_score", "gauge"),
+            ("cluster_node_gossip_received_events_total", "counter"),
+            ("cluster_node_name_conflicts_total", "counter"),
+            ("cluster_transport_rx_packets_total", "counter"),
+            ("cluster_transport_rx_bytes_total", "counter"),
+            ("cluster_transport_rx_packets_failed_total", "counter"),
+            ("cluster_transport_tx_packets_total", "counter"),
+            ("cluster_transport_tx_bytes_total", "counter"),
+            ("cluster_transport_tx_packets_failed_total", "counter"),
+            ("cluster_transport_rx_packet_queue_length", "gauge"),
+            ("cluster_transport_tx_packet_queue_length", "gauge"),
+            ("cluster_transport_streams", "gauge"),
+            ("cluster_transport_streams_opened_total", "counter"),
+            ("cluster_transport_streams_failed_total", "counter"),
+            ("agent_config_hash", "gauge"),
+            ("agent_config_last_load_successful", "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} as {kind} in:\n{text}"
+            );
+        }
+        for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            if l.ends_with(" counter") {
+                let name = l.split_whitespace().nth(2).unwrap();
+                assert!(name.ends_with("_total"), "{l}");
+            }
+        }
+        assert!(
+            text.contains("cluster_node_info{state=\"viewer\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("cluster_node_peers{state=\"viewer\"} 1\n"));
+        assert!(text.contains("cluster_node_peers{state=\"participant\"} 0\n"));
+        assert!(text.contains("agent_config_hash{sha256=\"abc\"} 1\n"));
+        let (om, om_type) = render(&registry, "application/openmetrics-text; version=1.0.0");
+        assert_eq!(om_type, OPENMETRICS_CONTENT_TYPE);
+        assert!(om.ends_with("# EOF\n"));
+        assert!(
+            om.contains("# TYPE cluster_transport_rx_packets counter\n"),
+            "{om}"
+        );
+    }
+}
