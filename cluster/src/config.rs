@@ -74,6 +74,11 @@ pub struct Config {
     /// only cut off is found again when the network heals without waiting for it to rejoin
     /// (Serf's reconnect loop; memberlist has none). `None` disables.
     pub reconnect_interval: Option<Duration>,
+    /// Probes carry a digest of the prober's view (live members and node states); a node whose
+    /// view differs exchanges full state with the prober, at most once per this interval. This
+    /// closes the gaps bounded gossip leaves without waiting for the periodic push/pull.
+    /// `None` disables.
+    pub digest_sync_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -102,6 +107,7 @@ impl Default for Config {
             rejoin_interval: Some(Duration::from_secs(60)),
             join_retry_min: Duration::from_secs(1),
             reconnect_interval: Some(Duration::from_secs(10)),
+            digest_sync_interval: Some(Duration::from_secs(5)),
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct Stats {
     pub name_conflicts: u64,
     pub cluster_mismatches: u64,
     pub refutations: u64,
+    /// Full-state exchanges started because a prober's view digest differed from ours.
+    pub digest_syncs: u64,
     pub probes_failed: u64,
     pub members_refused_full: u64,
     pub outbox_dropped: u64,
@@ -167,6 +169,9 @@ pub struct Node {
     next_reconnect: Option<Instant>,
     /// Recent state exchanges with unknown senders, by name.
     stranger_syncs: BTreeMap<String, Instant>,
+    /// Cached view digest and the view version it was computed at.
+    digest: (u64, u32),
+    last_digest_sync: Option<Instant>,
     stats: Stats,
     view_version: u64,
 }
@@ -226,6 +231,8 @@ impl Node {
             join_backoff: config.join_retry_min,
             next_reconnect: config.reconnect_interval.map(|d| now + d),
             stranger_syncs: BTreeMap::new(),
+            digest: (u64::MAX, 0),
+            last_digest_sync: None,
             stats: Stats::default(),
             view_version: 0,
             config,
@@ -795,7 +802,16 @@ impl Node {
         // Tell a suspect member it is suspected, so it can refute even when the gossip about it
         // ran out while it was unreachable (after a partition heals, say).
         let extra = suspect_inc.map(|incarnation| self.suspect_update(&target, incarnation));
-        self.send_packet_with(addr, Primary::Ping { seq, target }, extra);
+        let digest = self.view_digest();
+        self.send_packet_with(
+            addr,
+            Primary::Ping {
+                seq,
+                target,
+                digest,
+            },
+            extra,
+        );
     }
 
     fn suspect_update(&self, name: &str, incarnation: u64) -> Vec<u8> {
@@ -815,11 +831,13 @@ impl Node {
         let (addr, incarnation) = (m.addr.clone(), m.incarnation);
         let seq = self.next_seq();
         let extra = Some(self.suspect_update(name, incarnation));
+        let digest = self.view_digest();
         self.send_packet_with(
             addr,
             Primary::Ping {
                 seq,
                 target: name.to_string(),
+                digest,
             },
             extra,
         );
@@ -837,6 +855,46 @@ impl Node {
             return;
         }
         self.stranger_syncs.insert(name.to_string(), now);
+        let payload = self.encode_state(Kind::PushPullRequest, false);
+        self.stats.push_pulls_tx += 1;
+        self.push_out(Transmit {
+            to: addr.to_string(),
+            kind: TransmitKind::PushPull { join: false },
+            payload,
+        });
+    }
+
+    /// A summary of what sharding depends on: the live members and their node states. Two
+    /// nodes with the same digest almost surely compute the same owners.
+    fn view_digest(&mut self) -> u32 {
+        if self.digest.0 == self.view_version {
+            return self.digest.1;
+        }
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+        for (name, state) in self.live_members() {
+            h.update(name.as_bytes());
+            h.update(&[0xff, state.to_wire()]);
+        }
+        let d = h.digest() as u32;
+        self.digest = (self.view_version, d);
+        d
+    }
+
+    /// A prober's view differs from ours: some update missed one of us. Exchange full state
+    /// (at most once per `digest_sync_interval`) instead of waiting for the periodic push/pull.
+    fn compare_digest(&mut self, now: Instant, theirs: u32, addr: &str) {
+        let Some(every) = self.config.digest_sync_interval else {
+            return;
+        };
+        if theirs == self.view_digest()
+            || self
+                .last_digest_sync
+                .is_some_and(|t| now.saturating_since(t) < every)
+        {
+            return;
+        }
+        self.last_digest_sync = Some(now);
+        self.stats.digest_syncs += 1;
         let payload = self.encode_state(Kind::PushPullRequest, false);
         self.stats.push_pulls_tx += 1;
         self.push_out(Transmit {
@@ -930,9 +988,14 @@ impl Node {
 
     fn handle_primary(&mut self, now: Instant, env: &Envelope, p: Primary) {
         match p {
-            Primary::Ping { seq, target } => {
+            Primary::Ping {
+                seq,
+                target,
+                digest,
+            } => {
                 if target == self.name && !self.leaving {
                     self.send_packet(env.sender_addr.clone(), Primary::Ack { seq });
+                    self.compare_digest(now, digest, &env.sender_addr);
                 }
             }
             Primary::IndirectPing { seq, target, addr } => {
@@ -948,7 +1011,15 @@ impl Node {
                         deadline: now + self.config.probe_timeout,
                     },
                 );
-                self.send_packet(addr, Primary::Ping { seq: local, target });
+                let digest = self.view_digest();
+                self.send_packet(
+                    addr,
+                    Primary::Ping {
+                        seq: local,
+                        target,
+                        digest,
+                    },
+                );
             }
             Primary::Ack { seq } => {
                 if let Some(p) = self.probe.as_mut() {
@@ -1356,6 +1427,19 @@ impl Node {
                     return;
                 };
                 if incarnation < m.incarnation || matches!(m.status, Status::Dead | Status::Left) {
+                    return;
+                }
+                let unripe = m.status == Status::Suspect
+                    && self
+                        .suspicions
+                        .get(&name)
+                        .is_some_and(|sus| !sus.is_ripe(now));
+                if from != self.name && unripe {
+                    // We only just started suspecting it: count the verdict as a confirmation
+                    // and let our own (now shorter) timer decide.
+                    if let Some(sus) = self.suspicions.get_mut(&name) {
+                        sus.confirm(&from);
+                    }
                     return;
                 }
                 if m.status == Status::Alive && from != self.name {

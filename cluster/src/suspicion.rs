@@ -67,6 +67,12 @@ impl Suspicion {
         true
     }
 
+    /// Whether this suspicion has run at least its minimum timeout by `now`: only then is
+    /// someone else's verdict of death believable without our own timer.
+    pub fn is_ripe(&self, now: Instant) -> bool {
+        now.saturating_since(self.start) >= self.min
+    }
+
     pub fn deadline(&self) -> Instant {
         self.base_deadline() + self.extension
     }

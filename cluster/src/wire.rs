@@ -42,10 +42,13 @@ pub struct Envelope {
 /// The request part of a packet; gossip updates ride along with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Primary {
-    /// Are you alive? `target` is the name the sender believes it is probing.
+    /// Are you alive? `target` is the name the sender believes it is probing; `digest`
+    /// summarises the sender's view of the live members and their states, so the receiver can
+    /// tell that their views differ and exchange full state.
     Ping {
         seq: u32,
         target: String,
+        digest: u32,
     },
     /// Please probe `target` at `addr` for me and answer with my `seq`.
     IndirectPing {
@@ -309,10 +312,15 @@ impl Writer {
     pub fn primary(&mut self, p: Option<&Primary>) {
         match p {
             None => self.u8(0),
-            Some(Primary::Ping { seq, target }) => {
+            Some(Primary::Ping {
+                seq,
+                target,
+                digest,
+            }) => {
                 self.u8(1);
                 self.varint(*seq as u64);
                 self.str(target);
+                self.buf.extend_from_slice(&digest.to_le_bytes());
             }
             Some(Primary::IndirectPing { seq, target, addr }) => {
                 self.u8(2);
@@ -478,6 +486,16 @@ impl<'a> Reader<'a> {
         Err(WireError::BadVarint)
     }
 
+    fn u32_le(&mut self, what: &'static str) -> Result<u32, WireError> {
+        let end = self.pos + 4;
+        let bytes = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(WireError::Truncated { what })?;
+        self.pos = end;
+        Ok(u32::from_le_bytes(bytes.try_into().expect("four bytes")))
+    }
+
     fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
         u32::try_from(self.varint(what)?).map_err(|_| WireError::BadVarint)
     }
@@ -588,6 +606,7 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
                 1 => Some(Primary::Ping {
                     seq: r.u32("ping.seq")?,
                     target: r.str("ping.target")?,
+                    digest: r.u32_le("ping.digest")?,
                 }),
                 2 => Some(Primary::IndirectPing {
                     seq: r.u32("indirect.seq")?,
@@ -731,6 +750,7 @@ mod tests {
             Some(Primary::Ping {
                 seq: 7,
                 target: "node-2".into(),
+                digest: 0xdead_beef,
             }),
             Some(Primary::IndirectPing {
                 seq: u32::MAX,
@@ -829,6 +849,7 @@ mod tests {
             Some(&Primary::Ping {
                 seq: 1,
                 target: "t".into(),
+                digest: 1,
             }),
             &refs,
         );
