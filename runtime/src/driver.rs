@@ -426,17 +426,24 @@ impl<N: Network> Driver<N> {
         while let Some(e) = self.node.poll_event() {
             match &e {
                 Event::Joined { via } => {
-                    tracing::info!(via = %via, members = self.node.live_count(), "joined the cluster");
+                    // Rejoins happen every rejoin interval; only a change of state is news.
+                    if matches!(self.join_status, JoinStatus::Joined { .. }) {
+                        tracing::debug!(via = %via, "rejoined");
+                    } else {
+                        tracing::info!(via = %via, members = self.node.live_count(), "joined the cluster");
+                    }
                     self.join_status = JoinStatus::Joined { via: via.clone() };
                 }
                 Event::JoinFailed { errors } => {
-                    let already = self.node.live_count() > 1;
-                    if !already {
-                        tracing::warn!(
-                            errors = ?errors,
-                            rejoin_interval = ?self.opts.rejoin_interval,
-                            "could not reach any join address; this node is running as a cluster of one and will retry"
-                        );
+                    if self.node.live_count() == 1 {
+                        if matches!(self.join_status, JoinStatus::Alone { .. }) {
+                            tracing::debug!(errors = ?errors, "still alone; retrying");
+                        } else {
+                            tracing::warn!(
+                                errors = ?errors,
+                                "could not reach any join address; this node is running as a cluster of one and keeps retrying (backing off up to the rejoin interval)"
+                            );
+                        }
                         self.join_status = JoinStatus::Alone {
                             errors: errors.clone(),
                         };

@@ -149,8 +149,8 @@ where
                 .timer(TokioTimer::new())
                 .auto_date_header(false)
                 .max_concurrent_streams(256)
-                .keep_alive_interval(std::time::Duration::from_secs(10))
-                .keep_alive_timeout(std::time::Duration::from_secs(10));
+                .keep_alive_interval(std::time::Duration::from_secs(60))
+                .keep_alive_timeout(std::time::Duration::from_secs(20));
             if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

@@ -51,8 +51,10 @@ impl Default for TransportOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(2),
             push_pull_timeout: Duration::from_secs(10),
-            keepalive_interval: Duration::from_secs(5),
-            keepalive_timeout: Duration::from_secs(5),
+            // Idle connections are checked every 30 s (a PING frame costs 17 bytes each way);
+            // busy ones are covered by the request timeouts above.
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
             peer_queue_len: 128,
             peers_max: 16 * 1024,
         }
