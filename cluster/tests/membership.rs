@@ -366,3 +366,100 @@ fn the_same_seed_gives_the_same_run() {
     assert_eq!(run(21), run(21));
     assert_ne!(run(21).0, run(22).0);
 }
+
+#[test]
+fn a_node_started_before_its_seed_joins_within_seconds_not_a_rejoin_interval() {
+    let config = Config::default();
+    let mut net = SimNet::new(31);
+    net.add(node(2, &config, 31, net.now()));
+    net.with_node(&addr(2), |n, now| {
+        n.join(now, &[addr(1)]);
+    });
+    // The seed comes up 3 s later; the first join was refused.
+    net.run_for(Duration::from_secs(3));
+    net.add(node(1, &config, 31, net.now()));
+    let took = run_until(&mut net, Duration::from_secs(60), |net| {
+        alive_names(net, 2) == vec![name(1), name(2)]
+    })
+    .expect("joined");
+    assert!(
+        took < Duration::from_secs(10),
+        "backoff retry, not the 60 s rejoin interval: took {took:?}"
+    );
+}
+
+#[test]
+fn views_that_diverged_while_gossip_was_lost_resync_through_probe_digests() {
+    let config = Config {
+        push_pull_interval: Duration::ZERO,
+        rejoin_interval: None,
+        reconnect_interval: None,
+        ..Config::default()
+    };
+    let mut net = SimNet::new(32);
+    for i in 1..=5 {
+        net.add(node(i, &config, 32, net.now()));
+        net.with_node(&addr(i), |n, now| {
+            n.join(now, &[addr(1)]);
+            n.set_state(NodeState::Participant).unwrap();
+        });
+    }
+    net.run_for(Duration::from_secs(5));
+    // Every packet lost while node-5 announces `terminating`: the bounded retransmits run out.
+    net.set_loss(1.0);
+    net.with_node(&addr(5), |n, _| {
+        n.set_state(NodeState::Terminating).unwrap()
+    });
+    net.run_for(Duration::from_millis(2_500));
+    net.set_loss(0.0);
+    let terminating_everywhere = |net: &SimNet| {
+        (1..=5).all(|i| {
+            view(net, i).iter().any(|(n, s, st)| {
+                *n == name(5) && *s == Status::Alive && *st == NodeState::Terminating
+            })
+        })
+    };
+    let took = run_until(&mut net, Duration::from_secs(30), terminating_everywhere)
+        .expect("digests resynced the views without push/pull or rejoin");
+    let syncs: u64 = (1..=5)
+        .map(|i| net.node(&addr(i)).unwrap().stats().digest_syncs)
+        .sum();
+    assert!(syncs > 0, "the repair came from digest syncs");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+#[test]
+fn a_healed_partition_merges_through_reconnects_without_rejoin_or_push_pull() {
+    let config = Config {
+        push_pull_interval: Duration::ZERO,
+        rejoin_interval: None,
+        ..Config::default()
+    };
+    let mut net = SimNet::new(33);
+    for i in 1..=6 {
+        net.add(node(i, &config, 33, net.now()));
+        net.with_node(&addr(i), |n, now| {
+            n.join(now, &[addr(1)]);
+        });
+    }
+    net.run_for(Duration::from_secs(5));
+    net.partition(&[(1..=3).map(addr).collect(), (4..=6).map(addr).collect()]);
+    let split = run_until(&mut net, Duration::from_secs(120), |net| {
+        view(net, 1)
+            .iter()
+            .filter(|(_, s, _)| *s == Status::Dead)
+            .count()
+            == 3
+    });
+    assert!(split.is_some(), "each side declared the other dead");
+    net.heal();
+    let all: Vec<String> = (1..=6).map(name).collect();
+    let took = run_until(&mut net, Duration::from_secs(60), |net| {
+        (1..=6).all(|i| alive_names(net, i) == all)
+    })
+    .expect("merged after the heal");
+    assert!(
+        took <= Duration::from_secs(15),
+        "within about one reconnect interval (10 s): {took:?}"
+    );
+}
