@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command (README): installs what the tests need, builds once (release profile,
+# one target dir), runs every test, then reruns every scenario against its committed baseline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "== installing ${need_pkgs[*]} (Debian packages used by the end-to-end tests)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+echo "== cargo test (release profile, whole workspace)"
+cargo test --workspace --release --locked 2>&1
+
+echo "== scenario regression gate"
+bash ci/regress.sh
