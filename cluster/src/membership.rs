@@ -564,17 +564,24 @@ impl Node {
         self.changed();
     }
 
-    /// A packet arrived (`POST .../message`).
-    pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) -> Result<(), WireError> {
-        let (env, body) = match wire::decode(bytes, self.config.packet_bytes_max) {
-            Ok(v) => v,
+    /// Decode `bytes`, counting them, or counting the failure.
+    fn decode_counted(&mut self, bytes: &[u8], max: usize) -> Result<(Envelope, Body), WireError> {
+        match wire::decode(bytes, max) {
+            Ok(v) => {
+                self.stats.bytes_rx += bytes.len() as u64;
+                Ok(v)
+            }
             Err(e) => {
                 self.stats.packets_rx_failed += 1;
-                return Err(e);
+                Err(e)
             }
-        };
+        }
+    }
+
+    /// A packet arrived (`POST .../message`).
+    pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) -> Result<(), WireError> {
+        let (env, body) = self.decode_counted(bytes, self.config.packet_bytes_max)?;
         self.stats.packets_rx += 1;
-        self.stats.bytes_rx += bytes.len() as u64;
         let Body::Packet { primary, updates } = body else {
             self.stats.packets_rx_failed += 1;
             return Err(WireError::UnexpectedKind {
@@ -614,15 +621,8 @@ impl Node {
     /// A push/pull request arrived (`POST .../stream`). Returns the answer to send back: this
     /// node's full state, or a refusal.
     pub fn handle_push_pull(&mut self, now: Instant, bytes: &[u8]) -> Result<Vec<u8>, WireError> {
-        let (env, body) = match wire::decode(bytes, self.config.push_pull_bytes_max) {
-            Ok(v) => v,
-            Err(e) => {
-                self.stats.packets_rx_failed += 1;
-                return Err(e);
-            }
-        };
+        let (env, body) = self.decode_counted(bytes, self.config.push_pull_bytes_max)?;
         self.stats.push_pulls_rx += 1;
-        self.stats.bytes_rx += bytes.len() as u64;
         let Body::PushPull { join, members } = body else {
             self.stats.packets_rx_failed += 1;
             return Err(WireError::UnexpectedKind {
@@ -667,16 +667,13 @@ impl Node {
         from: &str,
         bytes: &[u8],
     ) -> Result<(), WireError> {
-        let decoded = wire::decode(bytes, self.config.push_pull_bytes_max);
-        let (env, body) = match decoded {
+        let (env, body) = match self.decode_counted(bytes, self.config.push_pull_bytes_max) {
             Ok(v) => v,
             Err(e) => {
-                self.stats.packets_rx_failed += 1;
                 self.join_failed(now, from, &format!("bad answer: {e}"));
                 return Err(e);
             }
         };
-        self.stats.bytes_rx += bytes.len() as u64;
         match body {
             Body::Rejected(rejection) => {
                 match &rejection {
