@@ -7,6 +7,7 @@ pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod metrics;
+pub mod pipeline;
 pub mod remote_write;
 pub mod resolve;
 pub mod run;

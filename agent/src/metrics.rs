@@ -17,6 +17,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::pipeline::Pipeline;
+use crate::remote_write::MetricsSnapshot;
 use crate::status::Status;
 
 /// Content type of the classic text format.
@@ -30,6 +32,12 @@ pub fn registry(status: Arc<Status>) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(AgentCollector { status }));
     r
+}
+
+/// Adds the per-component series of the running pipeline (`agent_scrape_targets*`,
+/// `prometheus_remote_storage_*`, with `component_id` as in Alloy) to `registry`.
+pub fn register_pipeline(registry: &mut Registry, pipeline: Arc<Pipeline>) {
+    registry.register_collector(Box::new(PipelineCollector { pipeline }));
 }
 
 /// Encode `registry`; OpenMetrics when the scraper asked for it in `Accept`.
@@ -307,6 +315,114 @@ impl Collector for AgentCollector {
         )?;
 
         process_metrics(&mut e)
+    }
+}
+
+struct PipelineCollector {
+    pipeline: Arc<Pipeline>,
+}
+
+impl std::fmt::Debug for PipelineCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for PipelineCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.pipeline.stats();
+        if !stats.scrapes.is_empty() {
+            let id =
+                |c: &crate::pipeline::ScrapeStats| vec![("component_id", c.component_id.clone())];
+            gauge_family(
+                &mut e,
+                "agent_scrape_targets",
+                "Targets of a prometheus.scrape component, all nodes together.",
+                &stats
+                    .scrapes
+                    .iter()
+                    .map(|c| (id(c), c.targets as i64))
+                    .collect::<Vec<_>>(),
+            )?;
+            gauge_family(
+                &mut e,
+                "agent_scrape_targets_owned",
+                "Targets of a prometheus.scrape component that this node scrapes (all of them without clustering; none while viewer or terminating with clustering).",
+                &stats
+                    .scrapes
+                    .iter()
+                    .map(|c| (id(c), c.owned as i64))
+                    .collect::<Vec<_>>(),
+            )?;
+        }
+        if stats.remote_writes.is_empty() {
+            return Ok(());
+        }
+        let labels = |r: &crate::pipeline::RemoteWriteStats| {
+            vec![
+                ("component_id", r.component_id.clone()),
+                ("url", r.endpoint.clone()),
+            ]
+        };
+        let rws = &stats.remote_writes;
+        let counters: [(&str, &str, fn(&MetricsSnapshot) -> u64); 6] = [
+            (
+                "prometheus_remote_storage_samples_in",
+                "Samples handed to the remote_write queue, accepted or not.",
+                |m| m.samples_in_total,
+            ),
+            (
+                "prometheus_remote_storage_samples",
+                "Samples the remote endpoint accepted.",
+                |m| m.samples_sent_total,
+            ),
+            (
+                "prometheus_remote_storage_samples_failed",
+                "Samples given up on: non-retryable answer, or still unsent at shutdown.",
+                |m| m.samples_failed_total,
+            ),
+            (
+                "prometheus_remote_storage_samples_dropped",
+                "Samples refused because the queue was full.",
+                |m| m.samples_dropped_total,
+            ),
+            (
+                "prometheus_remote_storage_samples_retried",
+                "Samples in batches that were retried, once per retry.",
+                |m| m.samples_retried_total,
+            ),
+            (
+                "prometheus_remote_storage_bytes",
+                "Compressed request bytes the remote endpoint accepted.",
+                |m| m.bytes_sent_total,
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter_family(
+                &mut e,
+                name,
+                help,
+                &rws.iter()
+                    .map(|r| (labels(r), value(&r.metrics)))
+                    .collect::<Vec<_>>(),
+            )?;
+        }
+        gauge_family(
+            &mut e,
+            "prometheus_remote_storage_samples_pending",
+            "Samples queued or in flight to the remote endpoint.",
+            &rws.iter()
+                .map(|r| (labels(r), r.metrics.samples_pending.max(0)))
+                .collect::<Vec<_>>(),
+        )?;
+        gauge_family(
+            &mut e,
+            "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+            "Newest sample timestamp the remote endpoint accepted, in seconds since the epoch.",
+            &rws.iter()
+                .map(|r| (labels(r), r.metrics.highest_sent_timestamp_ms / 1000))
+                .collect::<Vec<_>>(),
+        )
     }
 }
 

@@ -2,15 +2,19 @@
 //!
 //! 1. Check the configuration file (a bad file fails here, before the cluster is touched).
 //! 2. Bind the HTTP listener, choose the advertised address, start the cluster node as a
-//!    viewer and serve HTTP. Without `--cluster.enabled` the same code runs a cluster of one
-//!    (no joins, transport paths closed).
+//!    viewer, start the components ([`Pipeline`]: remote_write, discovery, scrape; clustered
+//!    scrape components own nothing while viewer) and serve HTTP. Without `--cluster.enabled`
+//!    the same code runs a cluster of one (no joins, transport paths closed).
 //! 3. Join through `--cluster.join-addresses` (resolved again at each rejoin). Nothing
 //!    reachable: run alone, say so (log, page, `cluster_node_alone`), retry at the rejoin
 //!    interval. A name conflict is fatal: exit non-zero naming the holder and its address.
 //! 4. Become participant once the configuration is loaded and the cluster has
 //!    `--cluster.wait-for-size` nodes (or `--cluster.wait-timeout` passed).
-//! 5. On SIGTERM/SIGINT: become terminating, give peers a moment to see it, leave (bounded by
-//!    `--cluster.leave-timeout`) and return `Ok` (exit 0). A second signal exits at once.
+//!    `/-/reload` and SIGHUP reload the configuration; a bad file keeps the running one.
+//! 5. On SIGTERM/SIGINT: stop scraping (targets move, no staleness markers), become
+//!    terminating, give peers a moment to see it while remote_write drains (bounded), leave
+//!    (bounded by `--cluster.leave-timeout`) and return `Ok` (exit 0). A second signal exits
+//!    at once.
 //!
 //! This module owns the sequence; the HTTP handlers, metrics and protocol live elsewhere.
 
@@ -28,7 +32,9 @@ use tokio::time::Instant;
 
 use crate::advertise::{self, Advertise, Source};
 use crate::cli::RunArgs;
+use crate::config::Config;
 use crate::http::{self, Http};
+use crate::pipeline::{Pipeline, SHUTDOWN_FLUSH_TIMEOUT};
 use crate::resolve::{Dns, SelfAddrs};
 use crate::status::{self, sha256_hex, JoinReport, Phase, Status};
 
@@ -62,11 +68,12 @@ pub fn hostname() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Reads and checks the configuration file; returns its sha256. Without a file, the hash of
-/// the empty configuration.
-fn load_config(path: Option<&Path>) -> Result<String, String> {
+/// Reads and checks the configuration file; returns its sha256 and what it means. Without a
+/// file, the hash of the empty configuration and no components.
+fn load_config(path: Option<&Path>) -> Result<(String, Config), String> {
     let Some(path) = path else {
-        return Ok(sha256_hex(b""));
+        let empty = Config::from_str("", "(no config file)").map_err(|e| e.to_string())?;
+        return Ok((sha256_hex(b""), empty));
     };
     let shown = path.display().to_string();
     let len = std::fs::metadata(path)
@@ -81,23 +88,29 @@ fn load_config(path: Option<&Path>) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read config file {shown}: {e}"))?;
     let src = std::str::from_utf8(&bytes)
         .map_err(|e| format!("config file {shown} is not UTF-8: {e}"))?;
-    // TODO(scrape wiring): build the components (discovery, prometheus.scrape with sharding
-    // over the participants, remote_write) from this config and swap them in on reload.
-    crate::config::Config::from_str(src, &shown).map_err(|e| e.to_string())?;
-    Ok(sha256_hex(&bytes))
+    let config = Config::from_str(src, &shown).map_err(|e| e.to_string())?;
+    Ok((sha256_hex(&bytes), config))
 }
 
-/// Load the configuration file into `status` (start and `/-/reload`).
-fn reload_into(status: &Status) -> Result<String, String> {
+/// Reload the configuration file (`/-/reload`, SIGHUP): a good file updates the components
+/// and the hash in `status`; a bad one keeps the running configuration and says why.
+fn reload_into(status: &Status, pipeline: &Pipeline) -> Result<String, String> {
+    if status.phase() == Phase::Terminating {
+        return Err("shutting down; configuration not reloaded".into());
+    }
     let path = status.config_status().path;
     let result = load_config(path.as_deref());
     let mut cfg = status.config.lock().expect("config lock");
     match result {
-        Ok(hash) => {
+        Ok((hash, config)) => {
             let changed = cfg.sha256.as_deref() != Some(hash.as_str());
             cfg.sha256 = Some(hash.clone());
             cfg.last_load_ok = true;
             cfg.last_error = None;
+            drop(cfg);
+            if changed {
+                pipeline.apply(config);
+            }
             tracing::info!(sha256 = %hash, changed, "configuration loaded");
             Ok(format!("configuration loaded (sha256 {hash})\n"))
         }
@@ -170,7 +183,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let clustering = args.cluster_enabled;
 
     // 1. The configuration file, before anything touches the cluster.
-    let first_hash = load_config(args.config_file.as_deref()).map_err(err)?;
+    let (first_hash, first_config) = load_config(args.config_file.as_deref()).map_err(err)?;
 
     // 2. Listener, advertised address, node.
     let node_name = match &args.node_name {
@@ -233,11 +246,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         cfg.sha256 = Some(first_hash);
         cfg.last_load_ok = true;
     }
-    let reload_status = status.clone();
+    // The components. Clustered scrape components take work once this node is a
+    // participant (the pipeline follows the cluster view).
+    let pipeline = Pipeline::start(first_config, &node_name);
+    tokio::spawn(pipeline.clone().run(handle.watch()));
+    let mut registry = crate::metrics::registry(status.clone());
+    crate::metrics::register_pipeline(&mut registry, pipeline.clone());
+    let (reload_status, reload_pipeline) = (status.clone(), pipeline.clone());
     let http = Arc::new(Http {
         status: status.clone(),
-        registry: crate::metrics::registry(status.clone()),
-        reload: Box::new(move || reload_into(&reload_status)),
+        registry,
+        reload: Box::new(move || reload_into(&reload_status, &reload_pipeline)),
     });
     tokio::spawn(runtime::server::serve(
         TokioNet,
@@ -259,6 +278,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // 3 and 4: watch the cluster until a signal.
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| err(format!("SIGTERM: {e}")))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| err(format!("SIGINT: {e}")))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| err(format!("SIGHUP: {e}")))?;
     let want = if clustering { args.wait_for_size } else { 0 };
     if !clustering && args.wait_for_size > 1 {
         tracing::warn!("--cluster.wait-for-size is ignored without --cluster.enabled");
@@ -319,6 +339,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration file");
+                // Both outcomes are logged by reload_into.
+                let _ = reload_into(&status, &pipeline);
+            }
             changed = views.changed() => {
                 if changed.is_err() {
                     return Err(err("the cluster node stopped unexpectedly"));
@@ -331,12 +356,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     };
 
-    // 5. Shut down: terminating, a moment for peers to see it, leave.
+    // 5. Shut down: stop scraping (a hand-over: no staleness markers), terminating, a moment
+    //    for peers to see it while remote_write drains, leave. Scraping stops before peers
+    //    hear of it, so the new owners' samples come after ours (no overlap, which a
+    //    Prometheus receiver would reject as out of order); they scrape moved targets at once.
     status.set_phase(Phase::Terminating);
+    pipeline.stop_scraping();
     let leave_timeout = args.leave_timeout;
     let has_peers = status::live_count(&handle.view()) > 1;
-    tracing::info!(signal = signal_name, timeout = ?leave_timeout, "shutting down: announcing terminating, then leaving the cluster");
-    let shutdown = async {
+    tracing::info!(signal = signal_name, timeout = ?leave_timeout, "shutting down: scraping stopped; announcing terminating, flushing remote_write, then leaving the cluster");
+    let leave = async {
         let _ = handle.set_state(NodeState::Terminating).await;
         if has_peers {
             // Peers stop giving this node new work when they see it terminating; let that
@@ -349,8 +378,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             handle.leave(Duration::ZERO).await;
         }
     };
+    let shutdown = async { tokio::join!(leave, pipeline.flush(SHUTDOWN_FLUSH_TIMEOUT)) };
+    let bound = leave_timeout.max(SHUTDOWN_FLUSH_TIMEOUT) + Duration::from_secs(2);
     tokio::select! {
-        _ = tokio::time::timeout(leave_timeout + Duration::from_secs(2), shutdown) => {
+        _ = tokio::time::timeout(bound, shutdown) => {
             tracing::info!("left the cluster; exiting");
             Ok(())
         }

@@ -1,0 +1,527 @@
+//! The running components of one configuration — `prometheus.remote_write`,
+//! `discovery.file`, `prometheus.scrape` — and the glue between them and the cluster.
+//!
+//! It owns: starting the components of a [`Config`], swapping them on reload (unchanged
+//! components keep running), and ownership — which targets each scrape component scrapes on
+//! this node. With `clustering { enabled = true }` a component keeps a [`Sharder`] over its
+//! target list and the live members; the targets assigned to this node for writes are handed
+//! to its [`ScrapeManager`]. Ownership is re-evaluated when the live members or their states
+//! change, and when a target list changes. A viewer or terminating node owns nothing; a
+//! component without clustering scrapes every target on every node (as upstream).
+//!
+//! Hand-over (alloy#249, #784) is the scrape manager's contract: a target that moves to
+//! another node stops without staleness markers, a target handed to us is scraped at once.
+//! Only a target that vanished from the component's target list is marked stale.
+//!
+//! It must not: parse the configuration (see [`crate::config`]), talk to the cluster (it only
+//! reads the published [`ClusterView`]), or decide the node's lifecycle ([`crate::run`] does:
+//! it calls [`Pipeline::stop_scraping`] and [`Pipeline::flush`] on shutdown).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cluster::shard::{Algorithm, Op, Peer, Sharder};
+use cluster::NodeState;
+use runtime::ClusterView;
+use tokio::sync::{watch, Notify};
+
+use crate::config::{Config, FileDiscoveryConfig, ScrapeConfig};
+use crate::discovery::{DiscoveryHandle, FileDiscovery, Target};
+use crate::remote_write::{MetricsSnapshot, RemoteWrite};
+use crate::scrape::{Appender, ScrapeManager, StopMode};
+
+/// How long a graceful shutdown waits for remote_write queues to drain. Without a WAL what is
+/// still queued after this is dropped (counted as failed).
+pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a remote_write component removed or replaced by a reload may keep sending what it
+/// had queued.
+const RETIRED_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The running pipeline of one node.
+pub struct Pipeline {
+    /// This node's name, as the cluster knows it (the owner name in assignments).
+    node: String,
+    state: Mutex<State>,
+    /// Poked when a discovery publishes a new target list.
+    targets_changed: Arc<Notify>,
+}
+
+struct State {
+    remote_writes: BTreeMap<String, Arc<RemoteWrite>>,
+    discoveries: BTreeMap<String, DiscoveryComponent>,
+    scrapes: BTreeMap<String, ScrapeComponent>,
+    /// Live members and their states, sorted by name, as last seen.
+    peers: Vec<Peer>,
+    /// Set by [`Pipeline::stop_scraping`]: from then on nothing is scraped.
+    stopped: bool,
+}
+
+struct DiscoveryComponent {
+    config: FileDiscoveryConfig,
+    handle: DiscoveryHandle,
+    /// Forwards the handle's changes to `targets_changed`.
+    forward: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DiscoveryComponent {
+    fn drop(&mut self) {
+        self.forward.abort();
+    }
+}
+
+struct ScrapeComponent {
+    config: ScrapeConfig,
+    manager: ScrapeManager,
+    /// Only used with `clustering { enabled = true }`.
+    sharder: Sharder,
+    /// Every target of the component, one per shard key, ordered by key (the sharder's keys).
+    targets: Vec<Target>,
+    owned: usize,
+}
+
+/// One scrape component as `/metrics` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeStats {
+    /// `prometheus.scrape.NAME`.
+    pub component_id: String,
+    pub clustering: bool,
+    /// Targets the component has (all nodes together).
+    pub targets: usize,
+    /// Targets this node scrapes.
+    pub owned: usize,
+}
+
+/// One remote_write endpoint as `/metrics` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteWriteStats {
+    /// `prometheus.remote_write.NAME`.
+    pub component_id: String,
+    /// The endpoint's name (its URL unless named).
+    pub endpoint: String,
+    pub metrics: MetricsSnapshot,
+}
+
+/// What the pipeline is doing, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    pub scrapes: Vec<ScrapeStats>,
+    pub remote_writes: Vec<RemoteWriteStats>,
+}
+
+impl Pipeline {
+    /// Starts every component of `config` on the current tokio runtime. Clustered scrape
+    /// components own nothing until [`Pipeline::set_members`] says this node is a
+    /// participant; the others start scraping at once.
+    pub fn start(config: Config, node: &str) -> Arc<Pipeline> {
+        let pipeline = Arc::new(Pipeline {
+            node: node.to_string(),
+            state: Mutex::new(State {
+                remote_writes: BTreeMap::new(),
+                discoveries: BTreeMap::new(),
+                scrapes: BTreeMap::new(),
+                peers: Vec::new(),
+                stopped: false,
+            }),
+            targets_changed: Arc::new(Notify::new()),
+        });
+        pipeline.apply(config);
+        pipeline
+    }
+
+    /// Follows the cluster view and the discoveries until the view's sender is dropped.
+    pub async fn run(self: Arc<Self>, mut views: watch::Receiver<Arc<ClusterView>>) {
+        loop {
+            let live = views.borrow_and_update().live();
+            self.set_members(&live);
+            tokio::select! {
+                changed = views.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = self.targets_changed.notified() => self.refresh_targets(),
+            }
+        }
+    }
+
+    /// Applies a (reloaded) configuration. Components whose settings are unchanged keep
+    /// running untouched; changed ones are updated or restarted; removed scrape components
+    /// mark their series stale (their targets are gone), removed remote_write components
+    /// send what they had queued (bounded) and stop.
+    pub fn apply(&self, config: Config) {
+        let mut guard = self.state.lock().unwrap();
+        let st = &mut *guard;
+
+        // 1. remote_write first: scrape components forward to them.
+        let mut old_rw = std::mem::take(&mut st.remote_writes);
+        let mut retired: Vec<Arc<RemoteWrite>> = Vec::new();
+        for cfg in &config.remote_writes {
+            let rw = match old_rw.remove(&cfg.name) {
+                Some(rw) if rw.config() == cfg => rw,
+                old => {
+                    retired.extend(old);
+                    tracing::info!(component = %format!("prometheus.remote_write.{}", cfg.name), "starting");
+                    RemoteWrite::start(cfg.clone())
+                }
+            };
+            st.remote_writes.insert(cfg.name.clone(), rw);
+        }
+        retired.extend(old_rw.into_values());
+
+        // 2. discovery.file.
+        let mut old_disc = std::mem::take(&mut st.discoveries);
+        for cfg in &config.file_discoveries {
+            let comp = match old_disc.remove(&cfg.name) {
+                Some(d) if d.config == *cfg => d,
+                _ => {
+                    let handle = FileDiscovery::spawn(cfg.clone());
+                    for e in handle.errors() {
+                        tracing::warn!(component = %format!("discovery.file.{}", cfg.name), error = %e, "file_sd file not read");
+                    }
+                    let mut rx = handle.targets();
+                    let wake = self.targets_changed.clone();
+                    let forward = tokio::spawn(async move {
+                        while rx.changed().await.is_ok() {
+                            wake.notify_one();
+                        }
+                    });
+                    DiscoveryComponent {
+                        config: cfg.clone(),
+                        handle,
+                        forward,
+                    }
+                }
+            };
+            st.discoveries.insert(cfg.name.clone(), comp);
+        }
+        drop(old_disc);
+
+        // 3. prometheus.scrape.
+        let mut old_scrapes = std::mem::take(&mut st.scrapes);
+        for cfg in &config.scrapes {
+            let sinks: Vec<Arc<dyn Appender>> = cfg
+                .forward_to
+                .iter()
+                .filter_map(|name| st.remote_writes.get(name).map(|rw| rw.receiver()))
+                .collect();
+            let comp = match old_scrapes.remove(&cfg.name) {
+                Some(mut comp) => {
+                    comp.manager.update(cfg.clone(), sinks);
+                    comp.config = cfg.clone();
+                    comp
+                }
+                None => {
+                    let mut sharder = Sharder::new(Algorithm::default());
+                    sharder.set_peers(&st.peers);
+                    ScrapeComponent {
+                        config: cfg.clone(),
+                        manager: ScrapeManager::new(cfg.clone(), sinks),
+                        sharder,
+                        targets: Vec::new(),
+                        owned: 0,
+                    }
+                }
+            };
+            st.scrapes.insert(cfg.name.clone(), comp);
+        }
+        for (name, comp) in old_scrapes {
+            tracing::info!(component = %format!("prometheus.scrape.{name}"), "removed from the configuration; its series are marked stale");
+            comp.manager.stop_all(StopMode::Gone);
+        }
+
+        // 4. Targets and ownership under the new configuration.
+        for comp in st.scrapes.values_mut() {
+            let targets = current_targets(&comp.config, &st.discoveries);
+            let gone = comp.set_target_list(targets).unwrap_or_default();
+            comp.reassign(&self.node, st.stopped, &gone);
+        }
+        drop(guard);
+
+        // Old remote_write components get no new samples now; let them drain.
+        for rw in retired {
+            tracing::info!(component = %format!("prometheus.remote_write.{}", rw.config().name), "replaced or removed; flushing what it had queued");
+            tokio::spawn(async move { rw.shutdown(RETIRED_FLUSH_TIMEOUT).await });
+        }
+    }
+
+    /// Takes a new member list (`ClusterView::live()`: name and state of every alive or
+    /// suspect member, this node included). Re-evaluates ownership only if it changed.
+    pub fn set_members(&self, live: &[(String, NodeState)]) {
+        let mut peers: Vec<Peer> = live
+            .iter()
+            .map(|(name, state)| Peer::new(name.clone(), *state))
+            .collect();
+        peers.sort();
+        let mut guard = self.state.lock().unwrap();
+        let st = &mut *guard;
+        if st.peers == peers {
+            return;
+        }
+        tracing::debug!(?peers, "members changed; re-evaluating target ownership");
+        st.peers = peers;
+        for comp in st.scrapes.values_mut() {
+            comp.sharder.set_peers(&st.peers);
+            comp.reassign(&self.node, st.stopped, &[]);
+        }
+    }
+
+    /// Re-reads every component's targets from the discoveries; re-evaluates ownership of the
+    /// components whose list changed.
+    pub fn refresh_targets(&self) {
+        let mut guard = self.state.lock().unwrap();
+        let st = &mut *guard;
+        for comp in st.scrapes.values_mut() {
+            let targets = current_targets(&comp.config, &st.discoveries);
+            if let Some(gone) = comp.set_target_list(targets) {
+                comp.reassign(&self.node, st.stopped, &gone);
+            }
+        }
+    }
+
+    /// Stops every scrape loop as a hand-over (no staleness markers: the other nodes take the
+    /// targets over) and starts nothing from now on. For a graceful shutdown.
+    pub fn stop_scraping(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.stopped = true;
+        for comp in st.scrapes.values_mut() {
+            comp.manager.stop_all(StopMode::Moved);
+            comp.owned = 0;
+        }
+    }
+
+    /// Sends what the remote_write components have queued and stops them; gives up after
+    /// `timeout` (what is left is counted as failed).
+    pub async fn flush(&self, timeout: Duration) {
+        let rws: Vec<Arc<RemoteWrite>> = self
+            .state
+            .lock()
+            .unwrap()
+            .remote_writes
+            .values()
+            .cloned()
+            .collect();
+        let tasks: Vec<_> = rws
+            .into_iter()
+            .map(|rw| tokio::spawn(async move { rw.shutdown(timeout).await }))
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// What each component is doing.
+    pub fn stats(&self) -> PipelineStats {
+        let st = self.state.lock().unwrap();
+        PipelineStats {
+            scrapes: st
+                .scrapes
+                .values()
+                .map(|c| ScrapeStats {
+                    component_id: c.config.id(),
+                    clustering: c.config.clustering_enabled,
+                    targets: c.targets.len(),
+                    owned: c.owned,
+                })
+                .collect(),
+            remote_writes: st
+                .remote_writes
+                .iter()
+                .flat_map(|(name, rw)| {
+                    rw.metrics()
+                        .into_iter()
+                        .map(move |(endpoint, m)| RemoteWriteStats {
+                            component_id: format!("prometheus.remote_write.{name}"),
+                            endpoint,
+                            metrics: m.snapshot(),
+                        })
+                })
+                .collect(),
+        }
+    }
+
+    /// The targets this node scrapes for the component `prometheus.scrape.NAME`.
+    pub fn owned_targets(&self, name: &str) -> Vec<Target> {
+        let st = self.state.lock().unwrap();
+        st.scrapes
+            .get(name)
+            .map(|c| c.owned_targets(&self.node, st.stopped))
+            .unwrap_or_default()
+    }
+}
+
+impl ScrapeComponent {
+    /// Replaces the target list. Returns `None` if it is unchanged, else the targets that
+    /// vanished from it (to be marked stale if this node scraped them).
+    fn set_target_list(&mut self, targets: Vec<Target>) -> Option<Vec<Target>> {
+        if targets == self.targets {
+            return None;
+        }
+        let keys: Vec<u64> = targets.iter().map(Target::shard_key).collect();
+        self.sharder.set_keys(&keys);
+        let now: HashSet<&Target> = targets.iter().collect();
+        let gone: Vec<Target> = self
+            .targets
+            .iter()
+            .filter(|t| !now.contains(t))
+            .cloned()
+            .collect();
+        self.targets = targets;
+        Some(gone)
+    }
+
+    /// The targets `node` should scrape now.
+    fn owned_targets(&self, node: &str, stopped: bool) -> Vec<Target> {
+        if stopped {
+            return Vec::new();
+        }
+        if !self.config.clustering_enabled {
+            return self.targets.clone();
+        }
+        self.sharder
+            .assign(Op::Write)
+            .owned_by(node)
+            .map(|i| self.targets[i].clone())
+            .collect()
+    }
+
+    /// Hands the manager the targets this node owns now; those of `gone` it stops scraping
+    /// get staleness markers, every other target it stops is a hand-over (none).
+    fn reassign(&mut self, node: &str, stopped: bool, gone: &[Target]) {
+        let owned = self.owned_targets(node, stopped);
+        let count = owned.len();
+        let report = self.manager.set_targets_marking_gone(owned, gone);
+        if report.started > 0 || report.stopped > 0 || count != self.owned {
+            tracing::info!(
+                component = %self.config.id(),
+                targets = self.targets.len(),
+                owned = count,
+                started = report.started,
+                stopped = report.stopped,
+                clustering = self.config.clustering_enabled,
+                "scrape targets assigned to this node"
+            );
+        }
+        self.owned = count;
+    }
+}
+
+/// The component's targets now: static ones and the current exports of the discoveries it
+/// references, one per shard key (the first wins), ordered by key.
+fn current_targets(
+    config: &ScrapeConfig,
+    discoveries: &BTreeMap<String, DiscoveryComponent>,
+) -> Vec<Target> {
+    let all = config.resolve_targets(|name| {
+        discoveries
+            .get(name)
+            .map(|d| d.handle.targets().borrow().clone())
+            .unwrap_or_default()
+    });
+    let mut keyed: Vec<(u64, Target)> = all.into_iter().map(|t| (t.shard_key(), t)).collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.dedup_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, t)| t).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` static targets on a closed port (scrapes fail fast; only ownership matters here).
+    fn config(n: usize, clustering: bool) -> Config {
+        let targets: Vec<String> = (0..n)
+            .map(|i| format!("{{__address__ = \"127.0.0.1:1\", shard = \"t{i}\"}}"))
+            .collect();
+        let src = format!(
+            "prometheus.scrape \"s\" {{\n  targets = [{}]\n  forward_to = []\n  clustering {{ enabled = {clustering} }}\n}}\n",
+            targets.join(", ")
+        );
+        Config::from_str(&src, "test.alloy").unwrap()
+    }
+
+    fn members(states: &[(&str, NodeState)]) -> Vec<(String, NodeState)> {
+        states.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+    }
+
+    fn owned(p: &Pipeline) -> usize {
+        p.stats().scrapes[0].owned
+    }
+
+    #[tokio::test]
+    async fn three_participants_split_the_targets_without_overlap() {
+        let names = ["a", "b", "c"];
+        let live = members(&names.map(|n| (n, NodeState::Participant)));
+        let nodes: Vec<Arc<Pipeline>> = names
+            .iter()
+            .map(|n| Pipeline::start(config(60, true), n))
+            .collect();
+        let mut seen: Vec<Target> = Vec::new();
+        for p in &nodes {
+            p.set_members(&live);
+            let mine = p.owned_targets("s");
+            assert_eq!(mine.len(), owned(p));
+            assert!(!mine.is_empty(), "each node gets a share");
+            seen.extend(mine);
+        }
+        seen.sort();
+        let before = seen.len();
+        seen.dedup();
+        assert_eq!(before, seen.len(), "no target is owned twice");
+        assert_eq!(seen.len(), 60, "every target is owned");
+    }
+
+    #[tokio::test]
+    async fn viewers_and_terminating_nodes_own_nothing_for_writes() {
+        let p = Pipeline::start(config(10, true), "a");
+        assert_eq!(owned(&p), 0, "no member list yet");
+        p.set_members(&members(&[("a", NodeState::Viewer)]));
+        assert_eq!(owned(&p), 0, "viewer");
+        p.set_members(&members(&[("a", NodeState::Participant)]));
+        assert_eq!(owned(&p), 10, "alone and participant: everything");
+        p.set_members(&members(&[
+            ("a", NodeState::Terminating),
+            ("b", NodeState::Participant),
+        ]));
+        assert_eq!(owned(&p), 0, "terminating");
+    }
+
+    #[tokio::test]
+    async fn without_clustering_every_node_scrapes_every_target() {
+        let p = Pipeline::start(config(10, false), "a");
+        assert_eq!(owned(&p), 10, "even before joining");
+        p.set_members(&members(&[
+            ("a", NodeState::Participant),
+            ("b", NodeState::Participant),
+        ]));
+        assert_eq!(owned(&p), 10);
+    }
+
+    #[tokio::test]
+    async fn a_reload_reassigns_and_stop_scraping_is_final() {
+        let p = Pipeline::start(config(10, false), "a");
+        p.set_members(&members(&[
+            ("a", NodeState::Participant),
+            ("b", NodeState::Participant),
+        ]));
+        assert_eq!(owned(&p), 10);
+        p.apply(config(20, true));
+        let share = owned(&p);
+        assert!(share > 0 && share < 20, "clustering on: a share ({share})");
+        assert_eq!(p.stats().scrapes[0].targets, 20);
+        p.stop_scraping();
+        assert_eq!(owned(&p), 0);
+        p.set_members(&members(&[("a", NodeState::Participant)]));
+        p.apply(config(5, false));
+        assert_eq!(owned(&p), 0, "nothing starts again after stop_scraping");
+    }
+
+    #[tokio::test]
+    async fn duplicate_targets_are_scraped_once() {
+        let src = "prometheus.scrape \"s\" {\n  targets = [{__address__ = \"127.0.0.1:1\"}, {__address__ = \"127.0.0.1:1\"}]\n  forward_to = []\n}\n";
+        let p = Pipeline::start(Config::from_str(src, "t.alloy").unwrap(), "a");
+        assert_eq!(p.stats().scrapes[0].targets, 1);
+        assert_eq!(owned(&p), 1);
+    }
+}
