@@ -8,8 +8,9 @@
 //! 3. Join through `--cluster.join-addresses` (resolved again at each rejoin). Nothing
 //!    reachable: run alone, say so (log, page, `cluster_node_alone`), retry at the rejoin
 //!    interval. A name conflict is fatal: exit non-zero naming the holder and its address.
-//! 4. Become participant once the configuration is loaded and the cluster has
-//!    `--cluster.wait-for-size` nodes (or `--cluster.wait-timeout` passed).
+//! 4. Become participant once the configuration is loaded, the first join attempt has an
+//!    outcome (joined, or nothing reachable), and the cluster has `--cluster.wait-for-size`
+//!    nodes (or `--cluster.wait-timeout` passed).
 //!    `/-/reload` and SIGHUP reload the configuration; a bad file keeps the running one.
 //! 5. On SIGTERM/SIGINT: stop scraping (targets move, no staleness markers), become
 //!    terminating, give peers a moment to see it while remote_write drains (bounded), leave
@@ -300,7 +301,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         if !participant {
             let have = status::size_for_wait(&view);
             let timed_out = wait_deadline.is_some_and(|d| Instant::now() >= d);
-            if have >= want || timed_out {
+            if !first_join_settled(&status, &view) {
+                // A node about to join would take every target for a moment and hand them
+                // back right after (duplicate scrapes); wait for the first attempt's outcome.
+                status.set_phase(Phase::Joining);
+            } else if have >= want || timed_out {
                 if have < want {
                     tracing::warn!(
                         have,
@@ -387,6 +392,23 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
         _ = sigterm.recv() => Err(err("second SIGTERM during shutdown; exiting without finishing the leave")),
         _ = sigint.recv() => Err(err("second SIGINT during shutdown; exiting without finishing the leave")),
+    }
+}
+
+/// Whether the first join attempt has an outcome: joined, alone (nothing reachable; retried
+/// at the rejoin interval) or seed (no peers to join). Always true without clustering.
+fn first_join_settled(status: &Status, view: &ClusterView) -> bool {
+    if !status.clustering {
+        return true;
+    }
+    if status.join_report.resolutions.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let expects_peers = status.join_report.expects_peers.load(Ordering::Relaxed);
+    match view.join {
+        JoinStatus::Joining => false,
+        JoinStatus::Seed => !expects_peers,
+        JoinStatus::Joined { .. } | JoinStatus::Alone { .. } | JoinStatus::Rejected { .. } => true,
     }
 }
 

@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 pub enum Phase {
     /// Viewer: the configuration file is being read.
     LoadingConfig,
+    /// Viewer: the first attempt to join `--cluster.join-addresses` is under way (taking
+    /// work before it would mean taking every target and handing most back at once).
+    Joining,
     /// Viewer: waiting until the cluster has `want` nodes (`--cluster.wait-for-size`).
     WaitingForSize {
         have: usize,
@@ -38,6 +41,9 @@ impl Phase {
         match self {
             Phase::Participant => Ok(()),
             Phase::LoadingConfig => Err("not ready: loading the configuration file".into()),
+            Phase::Joining => {
+                Err("not ready: joining the cluster (--cluster.join-addresses)".into())
+            }
             Phase::WaitingForSize {
                 have,
                 want,
@@ -251,6 +257,7 @@ mod tests {
         );
         assert!(Phase::Terminating.readiness().is_err());
         assert!(Phase::LoadingConfig.readiness().is_err());
+        assert!(Phase::Joining.readiness().is_err());
     }
 
     #[test]
