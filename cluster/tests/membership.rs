@@ -112,7 +112,7 @@ fn an_abruptly_stopped_node_is_declared_dead_by_all_others() {
 fn a_graceful_leave_is_seen_as_left_not_dead() {
     let mut net = cluster(5, 3);
     net.run_for(Duration::from_secs(5));
-    net.with_node(&addr(2), |n, now| {
+    net.with_node(&addr(2), |n, _| {
         n.set_state(NodeState::Terminating).unwrap();
         n.leave();
     });
