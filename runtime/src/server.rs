@@ -118,6 +118,10 @@ async fn push_pull(handle: &ClusterHandle, body: Bytes) -> Result<Vec<u8>, (Stat
     }
 }
 
+/// Connections served at once; further ones are closed at accept (bounded memory under a
+/// connection flood; a cluster of N nodes needs about 2N).
+pub const CONNECTIONS_MAX: usize = 4096;
+
 /// Accept connections forever, serving HTTP/1.1 and h2c on each with `router`.
 pub async fn serve<N, F, Fut>(net: N, mut listener: N::Listener, router: F)
 where
@@ -125,6 +129,7 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     loop {
         let (stream, _peer) = match net.accept(&mut listener).await {
             Ok(v) => v,
@@ -134,8 +139,14 @@ where
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(limit = CONNECTIONS_MAX, "too many connections; closing a new one");
+            drop(stream);
+            continue;
+        };
         let router = router.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = hyper::service::service_fn(move |req| {
                 let router = router.clone();
                 async move { Ok::<_, Infallible>(router(req).await) }
