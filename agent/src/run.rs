@@ -338,6 +338,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
         let tick = if participant {
             Duration::from_secs(3600)
+        } else if status.phase() == Phase::Joining {
+            // The resolution that settles the first join may not change the view.
+            Duration::from_millis(100)
         } else {
             Duration::from_secs(1)
         };
@@ -398,7 +401,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 /// Whether the first join attempt has an outcome: joined, alone (nothing reachable; retried
 /// at the rejoin interval) or seed (no peers to join). Always true without clustering.
 fn first_join_settled(status: &Status, view: &ClusterView) -> bool {
-    if !status.clustering {
+    if !status.clustering || status.join_addresses.is_empty() {
         return true;
     }
     if status.join_report.resolutions.load(Ordering::Relaxed) == 0 {
