@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::Notify;
 
 use super::metrics::EndpointMetrics;
-use super::proto::{encode_write_request, snappy_compress};
+use super::proto::{encode_samples, snappy_compress};
 use crate::config::EndpointConfig;
 use crate::scrape::Sample;
 
@@ -65,6 +65,8 @@ struct QueueState {
 
 struct Shared {
     config: EndpointConfig,
+    /// Added at encoding to every series that lacks them, sorted by name.
+    external_labels: Vec<(String, String)>,
     queue: Mutex<QueueState>,
     wake: Notify,
     metrics: Arc<EndpointMetrics>,
@@ -79,7 +81,19 @@ pub struct Endpoint {
 impl Endpoint {
     /// Starts the sender task on the current tokio runtime.
     pub fn start(config: EndpointConfig) -> Endpoint {
+        Endpoint::with_external_labels(config, Vec::new())
+    }
+
+    /// Like [`Endpoint::start`]; `external_labels` are added to every series that lacks them
+    /// when a batch is encoded (so queued samples share their labels with the scraper).
+    pub fn with_external_labels(
+        config: EndpointConfig,
+        mut external_labels: Vec<(String, String)>,
+    ) -> Endpoint {
+        external_labels.sort();
+        external_labels.dedup_by(|a, b| a.0 == b.0);
         let shared = Arc::new(Shared {
+            external_labels,
             queue: Mutex::new(QueueState {
                 samples: VecDeque::with_capacity(config.queue.capacity.min(1 << 16)),
                 oldest: None,
@@ -228,7 +242,10 @@ async fn send_with_retries(shared: &Shared, client: &HttpClient, batch: Vec<Samp
     let m = &shared.metrics;
     let n = batch.len() as u64;
     let highest_ts = batch.iter().map(|s| s.timestamp_ms).max().unwrap_or(0);
-    let body = Bytes::from(snappy_compress(&encode_write_request(&batch)));
+    let body = Bytes::from(snappy_compress(&encode_samples(
+        &batch,
+        &shared.external_labels,
+    )));
     drop(batch);
     let q = &shared.config.queue;
     let mut attempt: u32 = 0;

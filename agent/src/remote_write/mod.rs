@@ -22,7 +22,7 @@ pub use endpoint::Endpoint;
 pub use metrics::{EndpointMetrics, MetricsSnapshot};
 
 use crate::config::RemoteWriteConfig;
-use crate::scrape::{Appender, Labels, Sample};
+use crate::scrape::{Appender, Sample};
 
 /// A running `prometheus.remote_write` component.
 pub struct RemoteWrite {
@@ -33,11 +33,16 @@ pub struct RemoteWrite {
 impl RemoteWrite {
     /// Starts one sender per endpoint on the current tokio runtime.
     pub fn start(config: RemoteWriteConfig) -> Arc<RemoteWrite> {
+        let external: Vec<(String, String)> = config
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let endpoints = config
             .endpoints
             .iter()
             .cloned()
-            .map(Endpoint::start)
+            .map(|e| Endpoint::with_external_labels(e, external.clone()))
             .collect();
         Arc::new(RemoteWrite { config, endpoints })
     }
@@ -68,35 +73,11 @@ impl RemoteWrite {
 }
 
 impl Appender for RemoteWrite {
+    /// Queues the samples on every endpoint (sharing their labels; external labels are added
+    /// when a batch is encoded).
     fn append(&self, samples: &[Sample]) {
-        let external = &self.config.external_labels;
         for e in &self.endpoints {
-            if external.is_empty() {
-                e.enqueue(samples.iter().cloned());
-            } else {
-                e.enqueue(samples.iter().map(|s| Sample {
-                    labels: with_external_labels(&s.labels, external),
-                    timestamp_ms: s.timestamp_ms,
-                    value: s.value,
-                }));
-            }
+            e.enqueue(samples.iter().cloned());
         }
     }
-}
-
-/// Adds each external label the series does not already have (Prometheus semantics).
-fn with_external_labels(
-    labels: &Labels,
-    external: &std::collections::BTreeMap<String, String>,
-) -> Labels {
-    let mut pairs: Vec<(String, String)> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    for (k, v) in external {
-        if labels.get(k).is_none() {
-            pairs.push((k.clone(), v.clone()));
-        }
-    }
-    Labels::from_pairs(pairs)
 }

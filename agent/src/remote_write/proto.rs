@@ -57,6 +57,66 @@ pub fn encode_write_request(samples: &[Sample]) -> Vec<u8> {
     buf
 }
 
+/// Encodes a WriteRequest with one TimeSeries per sample, in order (as Prometheus' queue
+/// manager sends them), adding each of `external` (sorted by name) that the series lacks.
+/// Nothing is allocated per sample: the labels are merged while writing.
+pub fn encode_samples(samples: &[Sample], external: &[(String, String)]) -> Vec<u8> {
+    debug_assert!(
+        external.windows(2).all(|w| w[0].0 < w[1].0),
+        "external labels sorted"
+    );
+    let mut buf = Vec::with_capacity(samples.len() * 96);
+    for s in samples {
+        let labels_len: usize = merged(&s.labels, external)
+            .map(|(n, v)| {
+                let l = label_len(n, v);
+                1 + varint_len(l as u64) + l
+            })
+            .sum();
+        let one = sample_len(s);
+        let ts_len = labels_len + 1 + varint_len(one as u64) + one;
+        put_key(&mut buf, 1, WIRE_LEN);
+        put_varint(&mut buf, ts_len as u64);
+        let before = buf.len();
+        for (name, value) in merged(&s.labels, external) {
+            put_key(&mut buf, 1, WIRE_LEN);
+            put_varint(&mut buf, label_len(name, value) as u64);
+            put_string(&mut buf, 1, name);
+            put_string(&mut buf, 2, value);
+        }
+        put_key(&mut buf, 2, WIRE_LEN);
+        put_varint(&mut buf, one as u64);
+        put_key(&mut buf, 1, WIRE_FIXED64);
+        buf.extend_from_slice(&s.value.to_bits().to_le_bytes());
+        put_key(&mut buf, 2, WIRE_VARINT);
+        put_varint(&mut buf, s.timestamp_ms as u64);
+        debug_assert_eq!(buf.len() - before, ts_len);
+    }
+    buf
+}
+
+/// The series' labels with the external ones it lacks, sorted by name (a merge of two
+/// sorted lists; on equal names the series wins).
+fn merged<'a>(
+    labels: &'a Labels,
+    external: &'a [(String, String)],
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    let mut own = labels.iter().peekable();
+    let mut ext = external
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .peekable();
+    std::iter::from_fn(move || match (own.peek(), ext.peek()) {
+        (Some(a), Some(b)) if b.0 < a.0 => ext.next(),
+        (Some(a), Some(b)) if b.0 == a.0 => {
+            ext.next();
+            own.next()
+        }
+        (Some(_), _) => own.next(),
+        (None, _) => ext.next(),
+    })
+}
+
 /// Snappy block compression, as remote write requires (not the framed stream format).
 pub fn snappy_compress(data: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new()
@@ -286,6 +346,43 @@ mod tests {
             vec![(-5, f64::NEG_INFINITY), (1_700_000_000_000, 0.25)]
         );
         assert_eq!(decoded[0].labels[1].1.len(), 300);
+    }
+
+    #[test]
+    fn one_series_per_sample_with_external_labels_merged_in_order() {
+        let l = Labels::from_pairs([("__name__", "m"), ("job", "j"), ("zone", "own")]);
+        let samples: Vec<Sample> = (0..2)
+            .map(|i| Sample {
+                labels: l.clone(),
+                timestamp_ms: i,
+                value: i as f64,
+            })
+            .collect();
+        let external = vec![
+            ("agent".to_string(), "a1".to_string()),
+            ("zone".to_string(), "ext".to_string()),
+            ("zz".to_string(), "last".to_string()),
+        ];
+        let decoded = decode_write_request(&encode_samples(&samples, &external)).unwrap();
+        assert_eq!(decoded.len(), 2, "one series per sample");
+        let pairs = |d: &DecodedSeries| {
+            d.labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(
+            pairs(&decoded[0]),
+            "__name__=m,agent=a1,job=j,zone=own,zz=last",
+            "sorted, the series' own value wins"
+        );
+        assert_eq!(decoded[1].samples, vec![(1, 1.0)]);
+        assert_eq!(
+            encode_samples(&samples[..1], &[]),
+            encode_write_request(&samples[..1]),
+            "without external labels one sample encodes as before"
+        );
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //!
 //! Any malformed line fails the whole scrape (as Prometheus does), reported with its line.
 //! This module knows nothing about targets or labels added by the scraper.
+//!
+//! Two ways in: [`parse`] decodes everything; [`scan`] (the scrape loop's fast path) yields
+//! each sample line's series text as written, its value and timestamp without allocating, so
+//! the caller can look the series up in a cache and decode it with [`parse_series`] only when
+//! it is new. Both accept and reject the same input.
 
 use std::fmt;
 
@@ -38,29 +43,175 @@ impl std::error::Error for ParseError {}
 /// Parses a whole exposition.
 pub fn parse(text: &str) -> Result<Vec<ParsedSample>, ParseError> {
     let mut out = Vec::new();
-    for (i, raw) in text.split('\n').enumerate() {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        let trimmed = line.trim_start_matches([' ', '\t']);
-        if trimmed.is_empty() {
-            continue;
-        }
-        if let Some(comment) = trimmed.strip_prefix('#') {
-            if comment.trim() == "EOF" {
-                break;
+    for line in scan(text) {
+        let sample = match line? {
+            Line::Sample(raw) => {
+                let (name, labels) = parse_series(raw.series).map_err(|message| ParseError {
+                    line: raw.line,
+                    message,
+                })?;
+                ParsedSample {
+                    name,
+                    labels,
+                    value: raw.value,
+                    timestamp_ms: raw.timestamp_ms,
+                }
             }
-            check_comment(comment).map_err(|message| ParseError {
-                line: i + 1,
-                message,
-            })?;
-            continue;
-        }
-        let sample = parse_line(trimmed).map_err(|message| ParseError {
-            line: i + 1,
-            message,
-        })?;
+            Line::Parsed(_, sample) => sample,
+        };
         out.push(sample);
     }
     Ok(out)
+}
+
+/// One sample line as [`scan`] sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line<'a> {
+    /// The common shape, split without allocating. `series` (the metric name and label set
+    /// exactly as written) is only known to end where it does: decode and check it with
+    /// [`parse_series`].
+    Sample(RawSample<'a>),
+    /// A line of an unusual but valid shape, fully parsed (1-based line number first).
+    Parsed(usize, ParsedSample),
+}
+
+/// A sample line split into its parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSample<'a> {
+    /// 1-based line number.
+    pub line: usize,
+    pub series: &'a str,
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
+}
+
+/// The sample lines of an exposition, in order; stops at `# EOF`. Comments are checked as
+/// [`parse`] checks them; an error ends the iteration.
+pub fn scan(text: &str) -> Scan<'_> {
+    Scan {
+        lines: text.split('\n'),
+        line_no: 0,
+        done: false,
+    }
+}
+
+/// Iterator returned by [`scan`].
+pub struct Scan<'a> {
+    lines: std::str::Split<'a, char>,
+    line_no: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for Scan<'a> {
+    type Item = Result<Line<'a>, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        for raw in self.lines.by_ref() {
+            self.line_no += 1;
+            let line_no = self.line_no;
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            let trimmed = line.trim_start_matches([' ', '\t']);
+            if trimmed.is_empty() {
+                continue;
+            }
+            let fail = |message| {
+                Some(Err(ParseError {
+                    line: line_no,
+                    message,
+                }))
+            };
+            if let Some(comment) = trimmed.strip_prefix('#') {
+                if comment.trim() == "EOF" {
+                    break;
+                }
+                if let Err(message) = check_comment(comment) {
+                    self.done = true;
+                    return fail(message);
+                }
+                continue;
+            }
+            if let Some((series, value, timestamp_ms)) = split_line(trimmed) {
+                return Some(Ok(Line::Sample(RawSample {
+                    line: line_no,
+                    series,
+                    value,
+                    timestamp_ms,
+                })));
+            }
+            // Not the common shape: the full parser decides (and names the error).
+            return match parse_line(trimmed) {
+                Ok(sample) => Some(Ok(Line::Parsed(line_no, sample))),
+                Err(message) => {
+                    self.done = true;
+                    fail(message)
+                }
+            };
+        }
+        self.done = true;
+        None
+    }
+}
+
+/// Splits `name[{labels}] value [timestamp]` without decoding the labels; `None` for any
+/// other shape (the caller falls back to [`parse_line`]). The series text ends after the
+/// metric name, or after the `}` that closes the label set (quotes and escapes respected).
+fn split_line(line: &str) -> Option<(&str, f64, Option<i64>)> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
+        i += 1;
+    }
+    if i == 0 || b[0].is_ascii_digit() {
+        return None;
+    }
+    if b.get(i) == Some(&b'{') {
+        let mut in_quote = false;
+        i += 1;
+        loop {
+            match *b.get(i)? {
+                b'\\' if in_quote => i += 1,
+                b'"' => in_quote = !in_quote,
+                b'}' if !in_quote => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    let series = &line[..i];
+    let mut rest = line[i..].split([' ', '\t']).filter(|t| !t.is_empty());
+    let value = parse_value(rest.next()?)?;
+    let timestamp_ms = match rest.next() {
+        Some(t) => Some(t.parse::<i64>().ok()?),
+        None => None,
+    };
+    if rest.next().is_some() {
+        return None;
+    }
+    // A name must be followed by a blank or a label set (`a1` is a name, not `a` and `1`).
+    if !series.ends_with('}') && !matches!(b.get(i), Some(b' ') | Some(b'\t')) {
+        return None;
+    }
+    Some((series, value, timestamp_ms))
+}
+
+/// Decodes and checks a series as written in an exposition: a metric name and an optional
+/// label set, e.g. `http_requests_total{code="200",path="/"}`.
+pub fn parse_series(series: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let mut c = Cursor { s: series, i: 0 };
+    let (name, labels, _) = series_at(&mut c)?;
+    c.skip_blanks();
+    if c.peek().is_some() {
+        return Err(format!(
+            "unexpected text {:?} after the series {:?}",
+            truncate(&series[c.i..]),
+            truncate(series)
+        ));
+    }
+    Ok((name.to_string(), labels))
 }
 
 /// `# TYPE name type` must name a known type; other comments are free text.
@@ -134,6 +285,46 @@ impl<'a> Cursor<'a> {
 
 fn parse_line(line: &str) -> Result<ParsedSample, String> {
     let mut c = Cursor { s: line, i: 0 };
+    let (name, labels, mut separated) = series_at(&mut c)?;
+    separated |= c.skip_blanks();
+    if !separated && c.peek().is_some() {
+        return Err(format!("expected a space after metric name {name:?}"));
+    }
+    let value_str = c.token();
+    if value_str.is_empty() {
+        return Err(format!("expected a value for {name:?}"));
+    }
+    let value = parse_value(value_str).ok_or_else(|| {
+        format!("invalid value {value_str:?} for {name:?}; expected a float, NaN, +Inf or -Inf")
+    })?;
+    c.skip_blanks();
+    let ts_str = c.token();
+    let timestamp_ms = if ts_str.is_empty() {
+        None
+    } else {
+        Some(ts_str.parse::<i64>().map_err(|_| {
+            format!("invalid timestamp {ts_str:?} for {name:?}; expected integer milliseconds")
+        })?)
+    };
+    c.skip_blanks();
+    if c.peek().is_some() {
+        return Err(format!(
+            "unexpected text {:?} after the sample of {name:?}",
+            truncate(&line[c.i..])
+        ));
+    }
+    Ok(ParsedSample {
+        name: name.to_string(),
+        labels,
+        value,
+        timestamp_ms,
+    })
+}
+
+/// The metric name and the optional label set at the cursor; whether a blank or a label set
+/// followed the name.
+fn series_at<'a>(c: &mut Cursor<'a>) -> Result<(&'a str, Vec<(String, String)>, bool), String> {
+    let line = c.s;
     let name = c.take_while(|b, first| {
         if first {
             b.is_ascii_alphabetic() || b == b'_' || b == b':'
@@ -182,7 +373,7 @@ fn parse_line(line: &str) -> Result<ParsedSample, String> {
                 ));
             }
             c.i += 1;
-            let value = label_value(&mut c).ok_or_else(|| {
+            let value = label_value(c).ok_or_else(|| {
                 format!("unterminated value of label {lname:?}; expected a closing `\"`")
             })?;
             if lname == "__name__" || labels.iter().any(|(k, _)| k == lname) {
@@ -201,39 +392,7 @@ fn parse_line(line: &str) -> Result<ParsedSample, String> {
         }
         separated = true;
     }
-    separated |= c.skip_blanks();
-    if !separated && c.peek().is_some() {
-        return Err(format!("expected a space after metric name {name:?}"));
-    }
-    let value_str = c.token();
-    if value_str.is_empty() {
-        return Err(format!("expected a value for {name:?}"));
-    }
-    let value = parse_value(value_str).ok_or_else(|| {
-        format!("invalid value {value_str:?} for {name:?}; expected a float, NaN, +Inf or -Inf")
-    })?;
-    c.skip_blanks();
-    let ts_str = c.token();
-    let timestamp_ms = if ts_str.is_empty() {
-        None
-    } else {
-        Some(ts_str.parse::<i64>().map_err(|_| {
-            format!("invalid timestamp {ts_str:?} for {name:?}; expected integer milliseconds")
-        })?)
-    };
-    c.skip_blanks();
-    if c.peek().is_some() {
-        return Err(format!(
-            "unexpected text {:?} after the sample of {name:?}",
-            truncate(&line[c.i..])
-        ));
-    }
-    Ok(ParsedSample {
-        name: name.to_string(),
-        labels,
-        value,
-        timestamp_ms,
-    })
+    Ok((name, labels, separated))
 }
 
 /// Reads a label value after its opening quote, through the closing quote. `\\`, `\"` and
@@ -386,5 +545,66 @@ mod tests {
             assert_eq!(e.line, line, "{text:?}: {e}");
             assert!(e.message.contains(needle), "{text:?}: {e}");
         }
+    }
+
+    /// The scrape loop's fast split (`scan` + `parse_series`) accepts and rejects exactly
+    /// what the full line parser does, and decodes the same sample.
+    #[test]
+    fn the_fast_split_agrees_with_the_full_parser() {
+        let lines = [
+            "a 1",
+            "a{b=\"c\"} 2",
+            "a{b=\"c d\"} 2 3",
+            "a{b=\"}\"} 1",
+            "a{b=\"\\\"\"} 1",
+            "a{b=\"\\\\\"} 1",
+            "a {b=\"c\"} 1",
+            "a{b=\"c\"}1",
+            "a{ b = \"c\" , } 1",
+            "a1 2",
+            "1a 2",
+            ":a 1",
+            "_a NaN",
+            "a -Inf -5",
+            "a\t1\t2",
+            "a{b=\"c\"}} 1",
+            "a{b=c} 1",
+            "a{b=\"c\"} 1 2 3",
+            "a{b=\"c\"} x",
+            "a{b=\"c\"",
+            "a{b=\"c\"}",
+            "a{__name__=\"x\"} 1",
+            "a{b=\"1\",b=\"2\"} 1",
+            "a{b=\"é€\"} 1",
+            "a{b=\"c\"} 1 1.5",
+            "a{1b=\"c\"} 1",
+        ];
+        for line in lines {
+            let full = parse_line(line);
+            let fast = parse(line).map(|mut v| v.remove(0));
+            match (&full, &fast) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(
+                        (&a.name, &a.labels, a.value.to_bits(), a.timestamp_ms),
+                        (&b.name, &b.labels, b.value.to_bits(), b.timestamp_ms),
+                        "{line:?}"
+                    );
+                }
+                (Err(_), Err(_)) => {}
+                _ => panic!("{line:?}: full {full:?} fast {fast:?}"),
+            }
+        }
+        let raw: Vec<_> = scan("# TYPE a counter\na{x=\"1 }\"} 2 3\n")
+            .map(|l| l.unwrap())
+            .collect();
+        assert_eq!(
+            raw,
+            vec![Line::Sample(RawSample {
+                line: 2,
+                series: "a{x=\"1 }\"}",
+                value: 2.0,
+                timestamp_ms: Some(3)
+            })]
+        );
     }
 }

@@ -21,9 +21,16 @@ pub fn is_stale_nan(v: f64) -> bool {
 
 /// A series' labels, sorted by name, names unique, no empty values. `__name__` is a label.
 /// Immutable and shared: cloning is a reference-count increment, so the same labels can sit
-/// in the staleness set and in several remote write queues without copies.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Arc<[(String, String)]>);
+/// in the scrape cache and in several remote write queues without copies.
+///
+/// Stored compactly in one allocation (a series costs about its text plus 8 bytes per label,
+/// not a string allocation per name and value): the pair count (u32 LE), then per pair the
+/// name and value lengths (u32 LE each), then all names and values back to back. The encoding
+/// is canonical, so equal label sets have equal bytes.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Labels(Arc<[u8]>);
+
+const LEN_BYTES: usize = 4;
 
 impl Labels {
     /// Builds labels from pairs: sorts them, drops empty values, and on duplicate names keeps
@@ -45,26 +52,59 @@ impl Labels {
             }
         }
         out.retain(|(_, v)| !v.is_empty());
-        Labels(out.into())
+        if out.is_empty() {
+            return Labels::default();
+        }
+        let text: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let mut buf: Vec<u8> = Vec::with_capacity(LEN_BYTES * (1 + 2 * out.len()) + text);
+        buf.extend_from_slice(&len_u32(out.len()).to_le_bytes());
+        for (k, v) in &out {
+            buf.extend_from_slice(&len_u32(k.len()).to_le_bytes());
+            buf.extend_from_slice(&len_u32(v.len()).to_le_bytes());
+        }
+        for (k, v) in &out {
+            buf.extend_from_slice(k.as_bytes());
+            buf.extend_from_slice(v.as_bytes());
+        }
+        Labels(buf.into())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let b: &[u8] = &self.0;
+        let n = self.len();
+        let mut text = LEN_BYTES * (1 + 2 * n);
+        (0..n).map(move |i| {
+            let at = LEN_BYTES * (1 + 2 * i);
+            let k = read_len(b, at);
+            let v = read_len(b, at + LEN_BYTES);
+            let name = &b[text..text + k];
+            let value = &b[text + k..text + k + v];
+            text += k + v;
+            // SAFETY: `from_pairs` wrote these bytes from `&str`s at exactly these
+            // boundaries, and nothing else constructs or mutates the buffer.
+            unsafe {
+                (
+                    std::str::from_utf8_unchecked(name),
+                    std::str::from_utf8_unchecked(value),
+                )
+            }
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        if self.0.is_empty() {
+            0
+        } else {
+            read_len(&self.0, 0)
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     /// The metric name (`__name__`), or `""`.
@@ -75,7 +115,7 @@ impl Labels {
     /// xxhash64 over `name 0xFF value 0xFF ...`, for grouping and sharding.
     pub fn hash(&self) -> u64 {
         let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for (k, v) in self.0.iter() {
+        for (k, v) in self.iter() {
             h.update(k.as_bytes());
             h.update(&[0xff]);
             h.update(v.as_bytes());
@@ -85,10 +125,33 @@ impl Labels {
     }
 }
 
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).expect("a label or label set larger than 4 GiB")
+}
+
+fn read_len(b: &[u8], at: usize) -> usize {
+    let mut x = [0u8; LEN_BYTES];
+    x.copy_from_slice(&b[at..at + LEN_BYTES]);
+    u32::from_le_bytes(x) as usize
+}
+
+/// Pairwise order by (name, value), as a sorted list of string pairs compares.
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.iter().cmp(other.iter())
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl fmt::Debug for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{{")?;
-        for (i, (k, v)) in self.0.iter().enumerate() {
+        for (i, (k, v)) in self.iter().enumerate() {
             if i > 0 {
                 write!(f, ", ")?;
             }
@@ -123,6 +186,29 @@ mod tests {
         assert_eq!(format!("{l:?}"), r#"{a="3", b="2"}"#);
         assert_eq!(l.get("b"), Some("2"));
         assert_eq!(l.get("c"), None);
+        assert_eq!(l.len(), 2);
+        assert_eq!(Labels::default().len(), 0);
+        assert_eq!(
+            Labels::default(),
+            Labels::from_pairs(Vec::<(String, String)>::new())
+        );
+    }
+
+    #[test]
+    fn labels_round_trip_utf8_and_order_pairwise() {
+        let l = Labels::from_pairs([("__name__", "m"), ("path", "/ä/€"), ("a", "")]);
+        let pairs: Vec<(&str, &str)> = l.iter().collect();
+        assert_eq!(pairs, vec![("__name__", "m"), ("path", "/ä/€")]);
+        assert_eq!(l.name(), "m");
+        // Pairwise order, not byte order of the encoding (a longer first value sorts later
+        // only by its text).
+        let a = Labels::from_pairs([("a", "b"), ("z", "1")]);
+        let b = Labels::from_pairs([("a", "bb")]);
+        assert!(a < b);
+        assert_eq!(
+            a.hash(),
+            Labels::from_pairs([("z", "1"), ("a", "b")]).hash()
+        );
     }
 
     #[test]
