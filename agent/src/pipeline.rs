@@ -29,7 +29,7 @@ use tokio::sync::{watch, Notify};
 use crate::config::{Config, FileDiscoveryConfig, ScrapeConfig};
 use crate::discovery::{DiscoveryHandle, FileDiscovery, Target};
 use crate::remote_write::{MetricsSnapshot, RemoteWrite};
-use crate::scrape::{Appender, ScrapeManager, StopMode};
+use crate::scrape::{Appender, ManagerOptions, ScrapeManager, StopMode};
 
 /// How long a graceful shutdown waits for remote_write queues to drain. Without a WAL what is
 /// still queued after this is dropped (counted as failed).
@@ -207,17 +207,24 @@ impl Pipeline {
                 .filter_map(|name| st.remote_writes.get(name).map(|rw| rw.receiver()))
                 .collect();
             let comp = match old_scrapes.remove(&cfg.name) {
-                Some(mut comp) => {
+                Some(mut comp) if comp.config.clustering_enabled == cfg.clustering_enabled => {
                     comp.manager.update(cfg.clone(), sinks);
                     comp.config = cfg.clone();
                     comp
                 }
-                None => {
+                // New, or clustering switched (the hand-over options differ): a new manager;
+                // the old one's loops stop without staleness markers when it drops.
+                _ => {
                     let mut sharder = Sharder::new(Algorithm::default());
                     sharder.set_peers(&st.peers);
+                    let options = ManagerOptions {
+                        // Only with clustering do targets arrive from another node.
+                        scrape_new_targets_immediately: cfg.clustering_enabled,
+                        ..ManagerOptions::default()
+                    };
                     ScrapeComponent {
                         config: cfg.clone(),
-                        manager: ScrapeManager::new(cfg.clone(), sinks),
+                        manager: ScrapeManager::with_options(cfg.clone(), sinks, options),
                         sharder,
                         targets: Vec::new(),
                         owned: 0,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agent::config::ScrapeConfig;
 use agent::discovery::Target;
-use agent::scrape::{is_stale_nan, Health, ScrapeManager};
+use agent::scrape::{is_stale_nan, Health, ManagerOptions, ScrapeManager};
 use pipeline_support::{eventually, reply, Recorder, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -23,9 +23,18 @@ fn config(interval_ms: u64) -> ScrapeConfig {
     c
 }
 
+/// A manager that scrapes every new target at once, however long ago its slot was, so that
+/// tests with a one-hour interval see exactly one scrape.
 fn manager(config: ScrapeConfig) -> (ScrapeManager, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
-    (ScrapeManager::new(config, vec![rec.clone()]), rec)
+    let options = ManagerOptions {
+        catch_up_window: Duration::MAX,
+        ..ManagerOptions::default()
+    };
+    (
+        ScrapeManager::with_options(config, vec![rec.clone()], options),
+        rec,
+    )
 }
 
 async fn counting_server(body: &'static str) -> (TestServer, Arc<AtomicUsize>) {

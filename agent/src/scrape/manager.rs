@@ -7,8 +7,11 @@
 //! - A target dropped by [`ScrapeManager::set_targets`] is assumed to have moved to another
 //!   node: its loop stops and writes **no** staleness markers, so the new owner's samples
 //!   continue the series.
-//! - A target that appears in `set_targets` is scraped **at once**, then on its fixed phase
-//!   (the same on every node), so the series has no gap larger than one interval.
+//! - Every target is scraped on a fixed phase, the same on every node. A target that appears
+//!   in `set_targets` is scraped **at once** if its last slot passed within the catch-up
+//!   window (the old owner may have stopped just before it), otherwise at its next slot
+//!   (the old owner scraped the last one). Either way the series has no gap larger than one
+//!   interval plus the time the news took to travel, and no burst of every target at once.
 //! - Targets that are gone for good (no longer discovered at all) can be passed to
 //!   [`ScrapeManager::set_targets_marking_gone`], which does write staleness markers.
 //!
@@ -28,11 +31,23 @@ use super::sample::Appender;
 use super::scrape_loop::{self, Health, LoopContext, LoopSettings, Sinks, StopMode, TargetStatus};
 use super::target::ScrapeTarget;
 
+/// Default of [`ManagerOptions::catch_up_window`].
+pub const CATCH_UP_WINDOW_DEFAULT: Duration = Duration::from_secs(2);
+
 /// Options that are not part of the Alloy block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagerOptions {
-    /// Scrape a newly handed-in target at once (default true; see the module doc).
+    /// Scrape a newly handed-in target at once when its slot passed less than
+    /// `catch_up_window` ago (default true; see the module doc). Without clustering there is
+    /// no hand-over and targets simply start on their slot, as in Prometheus.
     pub scrape_new_targets_immediately: bool,
+    /// How far back a slot may lie to be caught up at once. The old owner stops when it
+    /// learns of the move, the new owner starts when it does; only a slot that fell between
+    /// the two (the news' propagation, well under this) was missed. Older slots were scraped
+    /// by the old owner, so the target waits for its next slot. This keeps a large hand-over
+    /// (or a start with many targets) from scraping everything in the same instant and
+    /// overflowing the remote_write queues. Default 2 s; `Duration::MAX` = always at once.
+    pub catch_up_window: Duration,
     /// Mixed into every target's phase. Keep 0 in a cluster so phases match across nodes.
     pub jitter_seed: u64,
     /// Most targets one manager runs; extra targets are refused and reported.
@@ -43,6 +58,7 @@ impl Default for ManagerOptions {
     fn default() -> ManagerOptions {
         ManagerOptions {
             scrape_new_targets_immediately: true,
+            catch_up_window: CATCH_UP_WINDOW_DEFAULT,
             jitter_seed: 0,
             targets_max: 100_000,
         }
@@ -194,7 +210,10 @@ impl ScrapeManager {
             client: self.client.clone(),
             sinks: self.sinks.clone(),
             status: status.clone(),
-            scrape_immediately: self.options.scrape_new_targets_immediately,
+            catch_up_window: self
+                .options
+                .scrape_new_targets_immediately
+                .then_some(self.options.catch_up_window),
         };
         let task = tokio::spawn(scrape_loop::run(cx, stop_rx));
         RunningLoop {

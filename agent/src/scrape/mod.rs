@@ -15,7 +15,7 @@ mod sample;
 mod scrape_loop;
 mod target;
 
-pub use manager::{ManagerOptions, ScrapeManager, SyncReport};
+pub use manager::{ManagerOptions, ScrapeManager, SyncReport, CATCH_UP_WINDOW_DEFAULT};
 pub use sample::{is_stale_nan, stale_nan, Appender, Labels, Sample, STALE_NAN_BITS};
 pub use scrape_loop::{Health, StopMode, TargetStatus};
 pub use target::ScrapeTarget;
