@@ -5,7 +5,8 @@
 //! - [`engine`]: the [`engine::Engine`] trait engines implement, and the registry;
 //! - [`observe`]: what engines report (observations, events, counters);
 //! - [`check`]: invariant checkers fed by observations; [`timeline`]: plot series;
-//! - [`report`] and [`plot`]: report.json / report.md / SVGs; [`run`] and [`sweep`] tie it up.
+//! - [`report`] and [`plot`]: report.json / report.md / SVGs; [`run`] and [`sweep`] tie it up;
+//! - [`regress`]: the regression gate against committed baseline reports.
 //!
 //! Nothing here runs nodes; engines do. Nothing here reads the wall clock or iterates a
 //! HashMap, so the same inputs give byte-identical reports.
@@ -16,6 +17,7 @@ pub mod engine;
 pub mod engines;
 pub mod observe;
 pub mod plot;
+pub mod regress;
 pub mod report;
 pub mod run;
 pub mod scenario;

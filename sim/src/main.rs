@@ -3,6 +3,8 @@
 //! ```text
 //! sim SCENARIO.toml [--seed N] [--out DIR] [--engine turmoil|fast] [--seeds A..B]
 //! sim distribution --nodes N --targets K [--algorithm NAME] [--seed N]
+//! sim regress [--baseline reports] [--scenarios scenarios] [--out DIR] [--update]
+//!             [--ratio-tolerance 0.05] [--converge-tolerance 2s] [--converge-tolerance-percent 25]
 //! ```
 //! Exit status: 0 every expectation held; 1 an invariant or expectation failed (the seed and the
 //! command that reproduces it are printed); 2 bad input or no engine to run on.
@@ -16,6 +18,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use sim::engine::{EngineKind, EngineRegistry};
+use sim::regress::{run_gate, update_baselines, GateConfig, Tolerance};
 use sim::run::{default_out_dir, run, write_outputs, RunOutput};
 use sim::scenario::Scenario;
 use sim::sweep::{SeedRange, Sweep};
@@ -71,6 +74,31 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Regression gate: rerun every scenario with its own seed and engine and compare with the
+    /// committed baseline reports; exit 1 when a figure got worse beyond the tolerance.
+    Regress {
+        /// Baseline reports: <DIR>/<scenario name>/report.json.
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        baseline: PathBuf,
+        /// Scenario files to rerun (every *.toml of the folder).
+        #[arg(long, value_name = "DIR", default_value = "scenarios")]
+        scenarios: PathBuf,
+        /// Where the reruns' reports go (default: a fresh folder under the system temp dir).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Absolute slack on moved_fraction / ideal_fraction per membership change.
+        #[arg(long, value_name = "R", default_value_t = Tolerance::default().ratio_slack)]
+        ratio_tolerance: f64,
+        /// Absolute slack on each convergence time.
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = sim::duration::parse_duration)]
+        converge_tolerance: std::time::Duration,
+        /// Relative slack on each convergence time, in percent; the larger slack applies.
+        #[arg(long, value_name = "PERCENT", default_value_t = 25.0)]
+        converge_tolerance_percent: f64,
+        /// After the comparison, copy the reruns over the baselines (for intended changes).
+        #[arg(long)]
+        update: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +110,33 @@ fn main() -> ExitCode {
             algorithm,
             seed,
         }) => distribution(nodes, targets, algorithm.as_deref(), seed),
+        Some(Command::Regress {
+            baseline,
+            scenarios,
+            out,
+            ratio_tolerance,
+            converge_tolerance,
+            converge_tolerance_percent,
+            update,
+        }) => {
+            let tolerance = Tolerance {
+                ratio_slack: ratio_tolerance,
+                converge_slack_ms: converge_tolerance.as_millis() as u64,
+                converge_slack_fraction: converge_tolerance_percent / 100.0,
+            };
+            let out = out.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("sim-regress-{}", std::process::id()))
+            });
+            regress(
+                GateConfig {
+                    baseline,
+                    scenarios,
+                    out,
+                    tolerance,
+                },
+                update,
+            )
+        }
         None => {
             let path = cli
                 .scenario
@@ -239,4 +294,61 @@ fn distribution(nodes: u32, targets: u32, algorithm: Option<&str>, seed: u64) ->
     let report = quality::distribution(algorithm, nodes as usize, targets as usize, seed);
     println!("{}", report.to_json());
     EXIT_OK
+}
+
+fn regress(config: GateConfig, update: bool) -> u8 {
+    let t = &config.tolerance;
+    if !(t.ratio_slack >= 0.0 && t.converge_slack_fraction >= 0.0) {
+        eprintln!(
+            "error: --ratio-tolerance and --converge-tolerance-percent: expected numbers >= 0"
+        );
+        return EXIT_BAD_INPUT;
+    }
+    let started = Instant::now();
+    let registry = EngineRegistry::standard();
+    let report = match run_gate(&config, &registry, |file| eprintln!("rerunning {file}")) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    println!("{}", config.tolerance.describe());
+    print!("{}", report.to_text());
+    let failures = report.failures();
+    println!(
+        "{} scenarios rerun in {:.1}s wall (reports in {}); {} regression(s) against {}",
+        report.scenarios.len(),
+        started.elapsed().as_secs_f64(),
+        config.out.display(),
+        failures.len(),
+        config.baseline.display()
+    );
+    if update {
+        if let Err(e) = update_baselines(&config, &report.scenarios) {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+        println!(
+            "baselines in {} replaced by these reruns; review and commit them",
+            config.baseline.display()
+        );
+        return EXIT_OK;
+    }
+    if failures.is_empty() {
+        println!("PASSED: no figure worse than its baseline beyond the tolerance");
+        EXIT_OK
+    } else {
+        println!("FAILED:");
+        for r in failures {
+            println!(
+                "  {}: {}: baseline {}, now {} ({})",
+                r.scenario, r.change, r.baseline, r.now, r.verdict
+            );
+        }
+        println!(
+            "if the change is intended, refresh the baselines with `sim regress --update` and commit reports/"
+        );
+        EXIT_FAILED
+    }
 }

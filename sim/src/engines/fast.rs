@@ -280,12 +280,23 @@ impl Engine for FastEngine {
             if t_ms > end_ms {
                 break;
             }
-            world.run_until(Instant::from_millis(t_ms));
+            // Events at t go before the node timers due at t, then those timers run: the
+            // order the turmoil engine has (its timers fire on the tick after their instant).
+            // Periodic timers of nodes started together fall on round instants, as events do;
+            // the other order would, e.g., let every reconnect attempt due at a heal's instant
+            // fail, and add a whole reconnect interval to the heal.
+            let at = Instant::from_millis(t_ms);
+            if t_ms > 0 && next_event_ms == Some(t_ms) {
+                world.run_until(Instant::from_elapsed(
+                    at.elapsed_since_epoch() - Duration::from_nanos(1),
+                ));
+            }
             while let Some(e) = events.next_if(|e| e.at.as_millis() as u64 == t_ms) {
                 world.apply(&e.action)?;
                 counters.faults.count(&e.action);
                 sink.event(&EventRecord::from_scenario(e));
             }
+            world.run_until(at);
             if t_ms == next_obs_ms {
                 let obs = world.observe(t_ms);
                 sink.observe(&obs);

@@ -138,7 +138,23 @@ fn add_host(sim: &mut turmoil::Sim<'_>, ctx: &Ctx, scenario: &Scenario, name: &s
                     biased;
                     c = rx.recv() => match c {
                         Some(Control::Leave) => {
-                            handle.leave(common::LEAVE_TIMEOUT).await;
+                            // Keep publishing while leaving: the node is terminating (and owns
+                            // nothing) from the moment the leave starts, not when it ends.
+                            let leave = handle.leave(common::LEAVE_TIMEOUT);
+                            tokio::pin!(leave);
+                            loop {
+                                tokio::select! {
+                                    biased;
+                                    _ = &mut leave => break,
+                                    r = watch.changed() => {
+                                        if r.is_err() {
+                                            break;
+                                        }
+                                        let view = watch.borrow_and_update().clone();
+                                        shared.lock().expect("shared").get_mut(&name).expect("registered").view = Some(view);
+                                    }
+                                }
+                            }
                             let view = handle.view();
                             shared.lock().expect("shared").get_mut(&name).expect("registered").view = Some(view);
                             return Ok(());
@@ -227,7 +243,16 @@ impl Engine for TurmoilEngine {
                 sim.step()
                     .map_err(|e| EngineError::Failed(format!("a host failed: {e}")))?;
             }
+            // Hosts started (t=0, join, restart) or told to leave at t only act when turmoil
+            // next polls them: one step lets the event take effect before the observation at
+            // t, as it does at once in the fast engine. Without it the observation at t shows
+            // the world before the event, and a join or leave looks converged after 0 ms.
+            let mut settle = t_ms == 0;
             while let Some(e) = events.next_if(|e| e.at.as_millis() as u64 == t_ms) {
+                settle |= matches!(
+                    e.action,
+                    Action::Join(_) | Action::Restart(_) | Action::Leave(_)
+                );
                 match &e.action {
                     Action::Partition(_) | Action::Heal => {
                         reachability = reachability.after(&e.action).expect("partition or heal");
@@ -279,6 +304,10 @@ impl Engine for TurmoilEngine {
                 }
                 counters.faults.count(&e.action);
                 sink.event(&EventRecord::from_scenario(e));
+            }
+            if settle {
+                sim.step()
+                    .map_err(|e| EngineError::Failed(format!("a host failed: {e}")))?;
             }
             if t_ms == next_obs_ms {
                 let mut nodes = Vec::with_capacity(started.len());
