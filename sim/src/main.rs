@@ -38,8 +38,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Scenario file (TOML; see scenarios/ and SIMULATION.md).
-    #[arg(required = true)]
+    /// Scenario file (TOML; see scenarios/ and SIMULATION.md). Without one, the embedded
+    /// default runs: scenarios/split_brain.toml.
     scenario: Option<PathBuf>,
 
     /// Seed for every random choice of the run (default: the scenario's `seed`).
@@ -137,24 +137,30 @@ fn main() -> ExitCode {
                 update,
             )
         }
-        None => {
-            let path = cli
-                .scenario
-                .expect("clap requires a scenario without a subcommand");
-            scenario_command(path, cli.seed, cli.seeds, cli.out, cli.engine)
-        }
+        None => scenario_command(cli.scenario, cli.seed, cli.seeds, cli.out, cli.engine),
     };
     ExitCode::from(code)
 }
 
+/// The scenario `sim` runs when given none: six nodes split in two halves, then healed.
+const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/split_brain.toml");
+const DEFAULT_SCENARIO_NAME: &str = "scenarios/split_brain.toml (embedded default)";
+
 fn scenario_command(
-    path: PathBuf,
+    path: Option<PathBuf>,
     seed: Option<u64>,
     seeds: Option<SeedRange>,
     out: Option<PathBuf>,
     engine: Option<EngineKind>,
 ) -> u8 {
-    let scenario = match Scenario::load(&path) {
+    let loaded = match &path {
+        Some(path) => Scenario::load(path),
+        None => {
+            eprintln!("no scenario file given: running the embedded default, {DEFAULT_SCENARIO_NAME}");
+            Scenario::parse(DEFAULT_SCENARIO_NAME, DEFAULT_SCENARIO)
+        }
+    };
+    let scenario = match loaded {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
