@@ -45,29 +45,17 @@ fn a_missing_file_exits_2() {
     );
 }
 
-/// No engine is faked: until one is registered, a valid scenario is refused with exit 2.
+/// `sim` with no scenario file runs the embedded default (the split-brain story) and writes
+/// its report: the README's "run the main job" command.
 #[test]
-fn a_valid_scenario_without_its_engine_exits_2_and_writes_nothing() {
-    let out = std::env::temp_dir().join(format!("sim-cli-{}-out", std::process::id()));
-    let (code, _, err) = sim(&[
-        "../scenarios/split_brain.toml",
-        "--out",
-        out.to_str().unwrap(),
-        "--engine",
-        "fast",
-    ]);
-    if sim::EngineRegistry::standard()
-        .get(sim::EngineKind::Fast)
-        .is_some()
-    {
-        return; // the engine has landed; its own tests cover runs
-    }
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("engine \"fast\" is not available in this build"),
-        "{err}"
-    );
-    assert!(!out.exists());
+fn no_scenario_runs_the_embedded_default() {
+    let out = std::env::temp_dir().join(format!("sim-cli-{}-default", std::process::id()));
+    let (code, stdout, err) = sim(&["--out", out.to_str().unwrap(), "--engine", "fast"]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(err.contains("embedded default"), "{err}");
+    let report = std::fs::read_to_string(out.join("report.json")).unwrap();
+    assert!(report.contains("\"scenario\": \"split_brain\""), "{report}");
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
