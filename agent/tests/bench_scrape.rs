@@ -1,0 +1,315 @@
+//! Benchmark (ignored by default; `ci/bench_scrape.sh` runs it): the agent's scrape pipeline
+//! against Prometheus in agent mode (`--enable-feature=agent`, the OS package) scraping the
+//! same targets in the same run, as ANCHORS.md "Scrape pipeline" measures it.
+//!
+//! For each target count T: a target server of ours serves T targets x 500 series (values
+//! change every scrape); the scraper (first `agent run`, a cluster of one, then Prometheus in
+//! agent mode, one after the other so they do not compete for the 2 cores) scrapes every 5 s
+//! through file_sd and remote-writes to a second Prometheus with the remote-write receiver.
+//! After a 30 s warm-up, a 60 s window: CPU seconds (utime + stime from /proc/<pid>/stat of
+//! the scraper alone), RSS sampled every second (mean and peak), and samples forwarded (the
+//! scraper's own `prometheus_remote_storage_samples_total`, samples the receiver accepted).
+//!
+//! Environment: `BENCH_TARGETS` (default `100,400`), `BENCH_WARMUP_S` (30), `BENCH_WINDOW_S`
+//! (60), `BENCH_SCRAPERS` (default `agent,prometheus`).
+
+mod scrape_support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scrape_support::*;
+
+const SERIES_PER_TARGET: usize = 500;
+const FAMILIES: usize = 50;
+const SCRAPE_INTERVAL_S: u64 = 5;
+
+/// 50 counter families x 10 series, 3 labels each; values move with every scrape.
+fn bench_metrics(index: usize, scrape: u64) -> String {
+    let mut out = String::with_capacity(SERIES_PER_TARGET * 80);
+    let per_family = SERIES_PER_TARGET / FAMILIES;
+    for f in 0..FAMILIES {
+        out.push_str(&format!(
+            "# HELP bench_requests_{f:02}_total Requests of kind {f}.\n# TYPE bench_requests_{f:02}_total counter\n"
+        ));
+        for s in 0..per_family {
+            let value = scrape * (s as u64 + 1) + index as u64;
+            out.push_str(&format!(
+                "bench_requests_{f:02}_total{{path=\"/api/v1/item/{s}\",method=\"GET\",code=\"200\"}} {value}\n"
+            ));
+        }
+    }
+    out
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What one scraper did in the window.
+#[derive(Debug)]
+struct Measured {
+    scraper: &'static str,
+    targets: usize,
+    cpu_seconds: f64,
+    samples: f64,
+    rss_mean_mib: f64,
+    rss_peak_mib: f64,
+    failed: f64,
+    dropped: f64,
+    pending_end: f64,
+}
+
+impl Measured {
+    fn cpu_per_million(&self) -> f64 {
+        self.cpu_seconds / (self.samples / 1e6)
+    }
+}
+
+/// Warm-up, then the window: CPU, RSS and the forwarded-samples counter of `process`.
+fn measure(
+    scraper: &'static str,
+    targets: usize,
+    process: &mut Process,
+    metrics_port: u16,
+    warmup: Duration,
+    window: Duration,
+) -> Measured {
+    let counter = |name: &str| {
+        http_get(metrics_port, "/metrics")
+            .map(|(_, body)| metric_sum(&body, name))
+            .unwrap_or(f64::NAN)
+    };
+    std::thread::sleep(warmup);
+    process.assert_running();
+    let pid = process.pid();
+    let cpu0 = proc_sample(pid).expect("scraper /proc").cpu_seconds;
+    let sent0 = counter("prometheus_remote_storage_samples_total");
+    let start = Instant::now();
+    let mut rss: Vec<u64> = Vec::new();
+    while start.elapsed() < window {
+        std::thread::sleep(Duration::from_secs(1));
+        rss.push(proc_sample(pid).expect("scraper /proc").rss_bytes);
+    }
+    let cpu1 = proc_sample(pid).expect("scraper /proc").cpu_seconds;
+    let sent1 = counter("prometheus_remote_storage_samples_total");
+    process.assert_running();
+    let mib = |b: f64| b / (1024.0 * 1024.0);
+    Measured {
+        scraper,
+        targets,
+        cpu_seconds: cpu1 - cpu0,
+        samples: sent1 - sent0,
+        rss_mean_mib: mib(rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64),
+        rss_peak_mib: mib(rss.iter().copied().max().unwrap_or(0) as f64),
+        failed: counter("prometheus_remote_storage_samples_failed_total"),
+        dropped: counter("prometheus_remote_storage_samples_dropped_total"),
+        pending_end: counter("prometheus_remote_storage_samples_pending"),
+    }
+}
+
+fn run_agent(
+    dir: &Path,
+    targets_file: &Path,
+    receiver_port: u16,
+    targets: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Measured {
+    let port = free_port();
+    let config = dir.join(format!("agent-{targets}.alloy"));
+    std::fs::write(
+        &config,
+        format!(
+            r#"discovery.file "bench" {{
+  files = ["{}"]
+}}
+prometheus.scrape "bench" {{
+  targets         = discovery.file.bench.targets
+  forward_to      = [prometheus.remote_write.receiver.receiver]
+  job_name        = "bench"
+  scrape_interval = "{SCRAPE_INTERVAL_S}s"
+  scrape_timeout  = "{SCRAPE_INTERVAL_S}s"
+}}
+prometheus.remote_write "receiver" {{
+  endpoint {{ url = "http://127.0.0.1:{receiver_port}/api/v1/write" }}
+  external_labels = {{ scraper = "agent" }}
+}}
+"#,
+            targets_file.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Process::spawn(
+        "agent",
+        Path::new(env!("CARGO_BIN_EXE_agent")),
+        &[
+            "run".into(),
+            "--cluster.node-name=bench".into(),
+            format!("--server.http.listen-addr=127.0.0.1:{port}"),
+            config.display().to_string(),
+        ],
+        dir.join(format!("agent-{targets}.log")),
+    );
+    wait_http_ok(&mut agent, port, "/-/ready");
+    let m = measure("agent", targets, &mut agent, port, warmup, window);
+    let owned = http_get(port, "/metrics")
+        .map(|(_, b)| metric_sum(&b, "agent_scrape_targets_owned"))
+        .unwrap_or(0.0);
+    assert_eq!(owned, targets as f64, "the agent scraped every target");
+    m
+}
+
+fn run_prometheus_agent(
+    bin: &Path,
+    dir: &Path,
+    targets_file: &Path,
+    receiver_port: u16,
+    targets: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Measured {
+    let port = free_port();
+    let config = dir.join(format!("prometheus-agent-{targets}.yml"));
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n  scrape_timeout: {SCRAPE_INTERVAL_S}s\n  external_labels:\n    scraper: prometheus\n\
+             scrape_configs:\n  - job_name: bench\n    file_sd_configs:\n      - files: ['{}']\n\
+             remote_write:\n  - url: http://127.0.0.1:{receiver_port}/api/v1/write\n",
+            targets_file.display()
+        ),
+    )
+    .unwrap();
+    let mut prom = Process::spawn(
+        "prometheus (agent mode)",
+        bin,
+        &[
+            "--enable-feature=agent".into(),
+            format!("--config.file={}", config.display()),
+            format!(
+                "--storage.agent.path={}",
+                dir.join(format!("agent-wal-{targets}")).display()
+            ),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        dir.join(format!("prometheus-agent-{targets}.log")),
+    );
+    wait_http_ok(&mut prom, port, "/-/ready");
+    measure("prometheus", targets, &mut prom, port, warmup, window)
+}
+
+#[test]
+#[ignore = "benchmark: several minutes; run ci/bench_scrape.sh"]
+fn scrape_pipeline_vs_prometheus_agent_mode() {
+    let bin = installed(PROMETHEUS, "prometheus").expect("Prometheus (OS package) is needed");
+    let counts: Vec<usize> = env_or("BENCH_TARGETS", "100,400")
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("BENCH_TARGETS: comma list of numbers")
+        })
+        .collect();
+    let warmup = Duration::from_secs(env_or("BENCH_WARMUP_S", "30").parse().unwrap());
+    let window = Duration::from_secs(env_or("BENCH_WINDOW_S", "60").parse().unwrap());
+    let scrapers = env_or("BENCH_SCRAPERS", "agent,prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let receiver_port = free_port();
+    let mut receiver = start_receiver(&bin, dir.path(), receiver_port);
+    wait_http_ok(&mut receiver, receiver_port, "/-/ready");
+
+    let mut results: Vec<Measured> = Vec::new();
+    for &targets in &counts {
+        let fleet = TargetFleet::start(targets, 1, Arc::new(bench_metrics));
+        let targets_file = dir.path().join(format!("targets-{targets}.json"));
+        let list: Vec<String> = fleet.addresses.iter().map(|a| format!("\"{a}\"")).collect();
+        std::fs::write(
+            &targets_file,
+            format!(r#"[{{"targets": [{}]}}]"#, list.join(", ")),
+        )
+        .unwrap();
+        for scraper in scrapers.split(',') {
+            let m = match scraper.trim() {
+                "agent" => run_agent(
+                    dir.path(),
+                    &targets_file,
+                    receiver_port,
+                    targets,
+                    warmup,
+                    window,
+                ),
+                "prometheus" => run_prometheus_agent(
+                    &bin,
+                    dir.path(),
+                    &targets_file,
+                    receiver_port,
+                    targets,
+                    warmup,
+                    window,
+                ),
+                other => panic!("BENCH_SCRAPERS: unknown scraper {other:?}"),
+            };
+            eprintln!("{m:?}");
+            results.push(m);
+        }
+        receiver.assert_running();
+    }
+
+    let expected_per_window = |targets: usize| {
+        (targets * SERIES_PER_TARGET) as f64 * window.as_secs_f64() / SCRAPE_INTERVAL_S as f64
+    };
+    println!();
+    println!(
+        "| scraper | targets | samples in window (expected ~{}/target) | CPU s | CPU s per 1M samples | cores | RSS mean / peak MiB | failed / dropped / pending at end |",
+        expected_per_window(1)
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for m in &results {
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} / {:.0} | {} / {} / {} |",
+            m.scraper,
+            m.targets,
+            m.samples,
+            m.cpu_seconds,
+            m.cpu_per_million(),
+            m.cpu_seconds / window.as_secs_f64(),
+            m.rss_mean_mib,
+            m.rss_peak_mib,
+            m.failed,
+            m.dropped,
+            m.pending_end
+        );
+    }
+    for &targets in &counts {
+        let of = |s: &str| {
+            results
+                .iter()
+                .find(|m| m.scraper == s && m.targets == targets)
+        };
+        if let (Some(a), Some(p)) = (of("agent"), of("prometheus")) {
+            println!(
+                "T={targets}: agent / prometheus: CPU per sample {:.2}x, peak RSS {:.2}x",
+                a.cpu_per_million() / p.cpu_per_million(),
+                a.rss_peak_mib / p.rss_peak_mib
+            );
+        }
+    }
+    for m in &results {
+        assert!(
+            m.samples >= 0.9 * expected_per_window(m.targets),
+            "{} forwarded too few samples at T={}: {m:?}",
+            m.scraper,
+            m.targets
+        );
+    }
+}

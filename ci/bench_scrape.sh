@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Scrape pipeline vs Prometheus agent mode (BENCHMARKS.md "Scrape pipeline vs Prometheus agent
+# mode"). Needs Prometheus from the OS packages (installed if missing, as root or with sudo).
+# Environment: BENCH_TARGETS (default 100,400), BENCH_WARMUP_S (30), BENCH_WINDOW_S (60),
+# BENCH_SCRAPERS (agent,prometheus). Takes about 3 minutes per target count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+exec cargo test --release -p agent --test bench_scrape -- --ignored --nocapture
