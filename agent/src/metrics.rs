@@ -318,6 +318,9 @@ impl Collector for AgentCollector {
     }
 }
 
+/// A counter's name (without `_total`), help text and how to read it from `T`.
+type CounterOf<T> = (&'static str, &'static str, fn(&T) -> u64);
+
 struct PipelineCollector {
     pipeline: Arc<Pipeline>,
 }
@@ -365,7 +368,7 @@ impl Collector for PipelineCollector {
             ]
         };
         let rws = &stats.remote_writes;
-        let counters: [(&str, &str, fn(&MetricsSnapshot) -> u64); 6] = [
+        let counters: [CounterOf<MetricsSnapshot>; 6] = [
             (
                 "prometheus_remote_storage_samples_in",
                 "Samples handed to the remote_write queue, accepted or not.",

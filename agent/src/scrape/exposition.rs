@@ -321,9 +321,12 @@ fn parse_line(line: &str) -> Result<ParsedSample, String> {
     })
 }
 
+/// A metric name, its labels, and whether a blank or a label set followed the name.
+type SeriesAt<'a> = (&'a str, Vec<(String, String)>, bool);
+
 /// The metric name and the optional label set at the cursor; whether a blank or a label set
 /// followed the name.
-fn series_at<'a>(c: &mut Cursor<'a>) -> Result<(&'a str, Vec<(String, String)>, bool), String> {
+fn series_at<'a>(c: &mut Cursor<'a>) -> Result<SeriesAt<'a>, String> {
     let line = c.s;
     let name = c.take_while(|b, first| {
         if first {
