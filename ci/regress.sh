@@ -8,9 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== build sim (release)"
-cargo build --release -p sim --locked 2>&1
+sim="${CARGO_TARGET_DIR:-target}/release/sim"
+if [ -z "${SIM_PREBUILT:-}" ] || [ ! -x "$sim" ]; then
+  echo "== build sim (release)"
+  cargo build --release -p sim --locked 2>&1
+fi
 
 echo "== sim regress"
-./target/release/sim regress --baseline reports --scenarios scenarios \
+"$sim" regress --baseline reports --scenarios scenarios \
   --ratio-tolerance 0.05 --converge-tolerance 2s --converge-tolerance-percent 25

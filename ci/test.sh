@@ -19,4 +19,5 @@ echo "== cargo test (release profile, whole workspace)"
 cargo test --workspace --release --locked 2>&1
 
 echo "== scenario regression gate"
-bash ci/regress.sh
+# cargo test above built target/release/sim (the sim crate's integration tests need it).
+SIM_PREBUILT=1 bash ci/regress.sh
