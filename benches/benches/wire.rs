@@ -65,7 +65,11 @@ fn members(n: usize) -> Vec<MemberRecord> {
             name: format!("agent-{i}"),
             addr: format!("10.1.{}.{}:12345", i / 250, i % 250),
             incarnation: (i % 7) as u64,
-            status: if i % 10 == 0 { Status::Dead } else { Status::Alive },
+            status: if i % 10 == 0 {
+                Status::Dead
+            } else {
+                Status::Alive
+            },
             state: Some((NodeState::Participant, 100 + i as u64)),
         })
         .collect()
@@ -152,7 +156,9 @@ fn push_pull(c: &mut Criterion) {
     g.bench_function("encode", |b| {
         b.iter(|| encode_rejected(&env(Kind::Rejected), black_box(&r)))
     });
-    g.bench_function("decode", |b| b.iter(|| decode(black_box(&bytes), MAX).unwrap()));
+    g.bench_function("decode", |b| {
+        b.iter(|| decode(black_box(&bytes), MAX).unwrap())
+    });
     g.finish();
 }
 

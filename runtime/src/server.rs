@@ -140,7 +140,10 @@ where
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(limit = CONNECTIONS_MAX, "too many connections; closing a new one");
+            tracing::warn!(
+                limit = CONNECTIONS_MAX,
+                "too many connections; closing a new one"
+            );
             drop(stream);
             continue;
         };

@@ -156,7 +156,9 @@ fn scenario_command(
     let loaded = match &path {
         Some(path) => Scenario::load(path),
         None => {
-            eprintln!("no scenario file given: running the embedded default, {DEFAULT_SCENARIO_NAME}");
+            eprintln!(
+                "no scenario file given: running the embedded default, {DEFAULT_SCENARIO_NAME}"
+            );
             Scenario::parse(DEFAULT_SCENARIO_NAME, DEFAULT_SCENARIO)
         }
     };
