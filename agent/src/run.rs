@@ -313,11 +313,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                         "--cluster.wait-timeout passed before the cluster reached --cluster.wait-for-size; taking work anyway"
                     );
                 }
+                // Ready before the cluster hears of it: whoever sees this node as a participant
+                // (peers API, other nodes) must also find `/-/ready` answering 200.
+                status.set_phase(Phase::Participant);
                 handle
                     .set_state(NodeState::Participant)
                     .await
                     .map_err(|e| err(format!("cannot become a participant: {e}")))?;
-                status.set_phase(Phase::Participant);
                 participant = true;
                 tracing::info!(
                     members = have,
