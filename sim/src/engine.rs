@@ -122,7 +122,7 @@ impl EngineRegistry {
     pub fn standard() -> Self {
         let mut registry = EngineRegistry::empty();
         registry.register(Box::new(crate::engines::TurmoilEngine::default()));
-        registry.register(Box::new(crate::engines::FastEngine));
+        registry.register(Box::new(crate::engines::FastEngine::default()));
         registry
     }
 

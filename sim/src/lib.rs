@@ -6,7 +6,8 @@
 //! - [`observe`]: what engines report (observations, events, counters);
 //! - [`check`]: invariant checkers fed by observations; [`timeline`]: plot series;
 //! - [`report`] and [`plot`]: report.json / report.md / SVGs; [`run`] and [`sweep`] tie it up;
-//! - [`regress`]: the regression gate against committed baseline reports.
+//! - [`regress`]: the regression gate against committed baseline reports;
+//! - [`scale`]: convergence against cluster size (`sim scale`).
 //!
 //! Nothing here runs nodes; engines do. Nothing here reads the wall clock or iterates a
 //! HashMap, so the same inputs give byte-identical reports.
@@ -20,6 +21,7 @@ pub mod plot;
 pub mod regress;
 pub mod report;
 pub mod run;
+pub mod scale;
 pub mod scenario;
 pub mod sweep;
 pub mod testkit;

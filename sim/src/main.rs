@@ -3,6 +3,7 @@
 //! ```text
 //! sim SCENARIO.toml [--seed N] [--out DIR] [--engine turmoil|fast] [--seeds A..B]
 //! sim distribution --nodes N --targets K [--algorithm NAME] [--seed N]
+//! sim scale [--sizes 10,25,50,100,250,500,1000] [--seeds K] [--out DIR]
 //! sim regress [--baseline reports] [--scenarios scenarios] [--out DIR] [--update]
 //!             [--ratio-tolerance 0.05] [--converge-tolerance 2s] [--converge-tolerance-percent 25]
 //! ```
@@ -74,6 +75,29 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Convergence against cluster size on the fast engine: join seen by all and crash seen
+    /// by all, p50/p99 over seeds per size, next to memberlist's figures (ANCHORS.md).
+    Scale {
+        /// Cluster sizes, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "10,25,50,100,250,500,1000"
+        )]
+        sizes: Vec<u32>,
+        /// Seeds per size.
+        #[arg(long, value_name = "K", default_value_t = 5)]
+        seeds: u64,
+        /// First seed (seeds are FIRST .. FIRST+K-1).
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        /// Simulated time between observations: the figures' resolution.
+        #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = sim::duration::parse_duration)]
+        resolution: std::time::Duration,
+        /// Report folder (scale.json, scale.md, scale.svg).
+        #[arg(long, value_name = "DIR", default_value = "reports/scale")]
+        out: PathBuf,
+    },
     /// Regression gate: rerun every scenario with its own seed and engine and compare with the
     /// committed baseline reports; exit 1 when a figure got worse beyond the tolerance.
     Regress {
@@ -110,6 +134,13 @@ fn main() -> ExitCode {
             algorithm,
             seed,
         }) => distribution(nodes, targets, algorithm.as_deref(), seed),
+        Some(Command::Scale {
+            sizes,
+            seeds,
+            first_seed,
+            resolution,
+            out,
+        }) => scale(&sizes, first_seed, seeds, resolution, &out),
         Some(Command::Regress {
             baseline,
             scenarios,
@@ -359,4 +390,73 @@ fn regress(config: GateConfig, update: bool) -> u8 {
         );
         EXIT_FAILED
     }
+}
+
+fn scale(
+    sizes: &[u32],
+    first_seed: u64,
+    seeds: u64,
+    resolution: std::time::Duration,
+    out: &std::path::Path,
+) -> u8 {
+    use sim::scale::{measure, write_report, Percentiles, ScaleReport, SizeResult};
+    let range = sim::scale::NODES_MIN..=sim::scale::NODES_MAX;
+    if let Some(bad) = sizes.iter().find(|n| !range.contains(n)) {
+        eprintln!("error: --sizes: {bad}: expected cluster sizes in {range:?}");
+        return EXIT_BAD_INPUT;
+    }
+    let resolution_ms = resolution.as_millis() as u64;
+    if seeds == 0 || resolution_ms == 0 {
+        eprintln!("error: --seeds and --resolution: expected at least 1 seed and 1 ms");
+        return EXIT_BAD_INPUT;
+    }
+    let seed_list: Vec<u64> = (first_seed..first_seed.saturating_add(seeds)).collect();
+    let mut results = Vec::new();
+    for &n in sizes {
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        for &seed in &seed_list {
+            match measure(n, seed, resolution_ms) {
+                Ok(s) => samples.push(s),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_BAD_INPUT;
+                }
+            }
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let simulated = sim::scale::scenario_for(n, first_seed)
+            .duration
+            .as_secs_f64()
+            * seed_list.len() as f64;
+        let pick = |f: fn(&sim::scale::Sample) -> Option<u64>| {
+            Percentiles::of(&samples.iter().map(f).collect::<Vec<_>>())
+        };
+        let r = SizeResult {
+            nodes: n,
+            start: pick(|s| s.start_seen_ms),
+            join: pick(|s| s.join_seen_ms),
+            crash: pick(|s| s.crash_seen_ms),
+            samples,
+        };
+        let ms = |v: Option<u64>| v.map_or("never".to_string(), |v| format!("{v} ms"));
+        println!(
+            "N={n:>5}: join seen by all p50 {} p99 {}; crash seen by all p50 {} p99 {} \
+             ({} seeds, {wall:.1}s wall, {:.0}x real time)",
+            ms(r.join.p50_ms),
+            ms(r.join.p99_ms),
+            ms(r.crash.p50_ms),
+            ms(r.crash.p99_ms),
+            seed_list.len(),
+            simulated / wall.max(1e-9)
+        );
+        results.push(r);
+    }
+    let report = ScaleReport::new(resolution_ms, seed_list, results);
+    if let Err(e) = write_report(out, &report) {
+        eprintln!("error: cannot write the report to {}: {e}", out.display());
+        return EXIT_BAD_INPUT;
+    }
+    println!("report in {}", out.join("scale.md").display());
+    EXIT_OK
 }

@@ -70,7 +70,7 @@ impl World {
         n.live = true;
         n.state = NodeState::Participant;
         n.lamport = 1;
-        n.members = vec![self_view(&n)];
+        n.members = vec![self_view(&n)].into();
         self.nodes.insert(name.to_string(), n);
     }
 
@@ -105,8 +105,12 @@ impl World {
         }
         let truth: Vec<NodeObservation> = self.nodes.values().cloned().collect();
         for n in self.nodes.values_mut().filter(|n| n.live) {
-            let old: BTreeMap<String, MemberView> =
-                n.members.drain(..).map(|m| (m.name.clone(), m)).collect();
+            let old: BTreeMap<String, MemberView> = n
+                .members
+                .to_mut()
+                .drain(..)
+                .map(|m| (m.name.clone(), m))
+                .collect();
             for t in &truth {
                 let up = t.live && sides[&t.name] == sides[&n.name];
                 let view = if up {
@@ -128,7 +132,7 @@ impl World {
                         ..m.clone()
                     })
                 };
-                n.members.extend(view);
+                n.members.to_mut().extend(view);
             }
         }
         let by_side: BTreeMap<_, Vec<String>> = truth
@@ -180,6 +184,7 @@ impl World {
     pub fn view_mut(&mut self, observer: &str, member: &str) -> &mut MemberView {
         self.node_mut(observer)
             .members
+            .to_mut()
             .iter_mut()
             .find(|m| m.name == member)
             .unwrap_or_else(|| panic!("{observer} does not know {member}"))
@@ -195,7 +200,7 @@ impl World {
     pub fn crash(&mut self, name: &str) {
         let n = self.node_mut(name);
         n.live = false;
-        n.members.clear();
+        n.members.to_mut().clear();
         n.owned_targets.clear();
     }
 
@@ -207,7 +212,7 @@ impl World {
         n.incarnation += 1;
         n.lamport += 1;
         n.state = NodeState::Participant;
-        n.members = vec![self_view(n)];
+        n.members = vec![self_view(n)].into();
     }
 
     pub fn join(&mut self, name: &str, targets: u32) {
@@ -218,7 +223,7 @@ impl World {
     pub fn leave(&mut self, name: &str) {
         let me = self.nodes[name].clone();
         for n in self.nodes.values_mut().filter(|n| n.live && n.name != name) {
-            if let Some(m) = n.members.iter_mut().find(|m| m.name == name) {
+            if let Some(m) = n.members.to_mut().iter_mut().find(|m| m.name == name) {
                 m.status = Status::Left;
                 m.state = NodeState::Terminating;
                 m.lamport = me.lamport + 1;
@@ -290,7 +295,8 @@ impl Engine for OracleEngine {
         // Before the first settle nodes know only themselves and own everything, as at a real
         // start.
         for n in world.nodes.values_mut() {
-            n.members.retain(|m| m.name == n.name);
+            let me = n.name.clone();
+            n.members.to_mut().retain(|m| m.name == me);
             n.owned_targets = (0..n.config_targets).collect();
         }
         let mut counters = Counters::default();

@@ -32,7 +32,7 @@ impl Timeline {
         for n in obs.nodes.iter().filter(|n| n.live) {
             self.nodes.entry(n.name.clone()).or_default().push(Point {
                 at_ms: obs.at_ms,
-                participants_seen: n.participant_view().len() as u32,
+                participants_seen: n.participant_count() as u32,
                 owned_targets: n.owned_targets.len() as u32,
             });
         }

@@ -99,6 +99,7 @@ fn a_member_may_start_from_zero_only_if_restarted_and_forgotten() {
     forgot
         .node_mut("node-1")
         .members
+        .to_mut()
         .retain(|m| m.name != "node-2");
     let gap = forgot.snapshot();
     assert!(lamport(&[s0, gap, w.advance(500).snapshot()]).is_empty());
@@ -185,6 +186,7 @@ fn a_forgotten_member_may_come_back_at_any_incarnation_only_as_a_new_process() {
     w.advance(500)
         .node_mut("node-1")
         .members
+        .to_mut()
         .retain(|m| m.name != "node-3");
     let forgotten = w.snapshot();
     // Stale gossip brings the same, never restarted, process back: a ghost.
@@ -193,6 +195,7 @@ fn a_forgotten_member_may_come_back_at_any_incarnation_only_as_a_new_process() {
         .advance(500)
         .node_mut("node-1")
         .members
+        .to_mut()
         .push(sim::MemberView {
             status: Status::Alive,
             incarnation: 1,
@@ -206,6 +209,7 @@ fn a_forgotten_member_may_come_back_at_any_incarnation_only_as_a_new_process() {
     ghost
         .node_mut("node-1")
         .members
+        .to_mut()
         .sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(
         resurrection(&[dead.clone(), forgotten.clone(), ghost.snapshot()]).len(),
@@ -276,7 +280,7 @@ fn declaring_crashed_or_partitioned_nodes_dead_is_not_a_false_death() {
 fn a_member_that_has_not_joined_yet_cannot_be_falsely_dead() {
     let mut w = World::new(2, 10);
     w.join("node-3", 10); // knows only itself
-    w.node_mut("node-1").members.push(sim::MemberView {
+    w.node_mut("node-1").members.to_mut().push(sim::MemberView {
         name: "node-3".into(),
         addr: "node-3:12345".into(),
         status: Status::Alive,

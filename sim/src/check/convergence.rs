@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::{Violation, Violations};
-use crate::observe::{NodeObservation, NodeState, Observation, Side};
+use crate::observe::{fingerprint, NodeObservation, NodeState, Observation, Reachability, Side};
 
 pub const INVARIANT: &str = "convergence";
 
@@ -41,12 +41,23 @@ pub struct Assessment {
 ///   everyone, and the damage is measured by the ownership accounting (unowned and duplicate
 ///   target-seconds) instead. SIMULATION.md: "for nodes that share a config".
 pub fn assess(obs: &Observation) -> Assessment {
+    let group_of: BTreeMap<&str, usize> = match &obs.reachability {
+        Reachability::Full => BTreeMap::new(),
+        Reachability::Groups(groups) => groups
+            .iter()
+            .enumerate()
+            .flat_map(|(i, g)| g.iter().map(move |n| (n.as_str(), i)))
+            .collect(),
+    };
+    let side = |name: &str| match &obs.reachability {
+        Reachability::Full => Side::Everyone,
+        Reachability::Groups(_) => group_of
+            .get(name)
+            .map_or_else(|| Side::Alone(name.to_string()), |&i| Side::Group(i)),
+    };
     let mut sides: BTreeMap<Side, Vec<&NodeObservation>> = BTreeMap::new();
     for n in obs.nodes.iter().filter(|n| n.live) {
-        sides
-            .entry(obs.reachability.side(&n.name))
-            .or_default()
-            .push(n);
+        sides.entry(side(&n.name)).or_default().push(n);
     }
     let single_side = sides.len() <= 1;
     let mut assignment = None;
@@ -56,31 +67,36 @@ pub fn assess(obs: &Observation) -> Assessment {
             .filter(|n| n.state == NodeState::Participant)
             .map(|n| n.name.as_str())
             .collect();
+        // Views are compared by fingerprint (O(1) each); names only for a view that differs.
+        let expected = fingerprint(participants.iter().copied());
         for n in nodes {
-            let view = n.participant_view();
-            if view != participants {
-                let missing: Vec<&str> = participants
-                    .iter()
-                    .copied()
-                    .filter(|p| !view.contains(p))
-                    .collect();
-                let extra: Vec<&str> = view
-                    .iter()
-                    .copied()
-                    .filter(|p| !participants.contains(p))
-                    .collect();
-                let mut problems = Vec::new();
-                if !missing.is_empty() {
-                    problems.push(format!("does not see participant(s) {}", missing.join(" ")));
-                }
-                if !extra.is_empty() {
-                    problems.push(format!(
-                        "still counts {} as participant(s)",
-                        extra.join(" ")
-                    ));
-                }
-                return not_converged(format!("{} {}", n.name, problems.join(" and ")));
+            if n.participant_count() == participants.len()
+                && n.members.participants_fingerprint() == expected
+            {
+                continue;
             }
+            let view = n.participant_view();
+            if view == participants {
+                continue;
+            }
+            let missing: Vec<&str> = participants
+                .iter()
+                .copied()
+                .filter(|p| view.binary_search(p).is_err())
+                .collect();
+            let extra: Vec<&str> = view
+                .iter()
+                .copied()
+                .filter(|p| participants.binary_search(p).is_err())
+                .collect();
+            let mut problems = Vec::new();
+            if !missing.is_empty() {
+                problems.push(format!("does not see participant(s) {}", list(&missing)));
+            }
+            if !extra.is_empty() {
+                problems.push(format!("still counts {} as participant(s)", list(&extra)));
+            }
+            return not_converged(format!("{} {}", n.name, problems.join(" and ")));
         }
         if participants.is_empty() {
             continue;
@@ -155,9 +171,22 @@ fn not_converged(reason: String) -> Assessment {
     }
 }
 
+/// Names in a reason, at most `REASON_NAMES_MAX` of them: a reason is kept per observation,
+/// and at 1,000 nodes a full list would be kilobytes each.
 fn list(names: &[&str]) -> String {
-    names.join(" ")
+    if names.len() <= REASON_NAMES_MAX {
+        names.join(" ")
+    } else {
+        format!(
+            "{} (and {} more)",
+            names[..REASON_NAMES_MAX].join(" "),
+            names.len() - REASON_NAMES_MAX
+        )
+    }
 }
+
+/// Most names listed in one not-converged reason.
+pub const REASON_NAMES_MAX: usize = 10;
 
 /// How long each change took to converge, and the convergence expectations:
 /// - after start and after every event, converged within `converge_within` (unless the next

@@ -3,8 +3,8 @@
 //! Owns this invariant and the false-positive counts (deaths and suspicions); reads
 //! observations, never changes them.
 
-use super::{align, Violation, Violations};
-use crate::observe::{Observation, Reachability, Status};
+use super::{Violation, Violations};
+use crate::observe::{Observation, Reachability, Status, View};
 
 pub const INVARIANT: &str = "no_false_death";
 
@@ -30,39 +30,26 @@ pub struct NoFalseDeathChecker {
     found: Vec<Violation>,
 }
 
-/// The previous observation, compactly: member names as indices into `names`.
+/// The previous observation: each node's liveness, run and (shared) view.
 #[derive(Debug)]
 struct Prev {
     reachability: Reachability,
     /// Node names, sorted (the previous observation's node list).
     names: Vec<String>,
-    /// Parallel to `names`: live, restarts, and the view as (index into `names`, status),
-    /// sorted by index.
-    nodes: Vec<PrevNode>,
+    /// Parallel to `names`: live, restarts, view.
+    nodes: Vec<(bool, u32, View)>,
 }
-
-/// live, restarts, and the view as (member index into `Prev::names`, status) by index.
-type PrevNode = (bool, u32, Vec<(u32, Status)>);
 
 impl Prev {
     fn of(obs: &Observation) -> Prev {
-        let names: Vec<String> = obs.nodes.iter().map(|n| n.name.clone()).collect();
-        let nodes = obs
-            .nodes
-            .iter()
-            .map(|n| {
-                let view = align(&obs.nodes, &n.members)
-                    .into_iter()
-                    .zip(&n.members)
-                    .filter_map(|(i, m)| Some((i?, m.status)))
-                    .collect();
-                (n.live, n.restarts, view)
-            })
-            .collect();
         Prev {
             reachability: obs.reachability.clone(),
-            names,
-            nodes,
+            names: obs.nodes.iter().map(|n| n.name.clone()).collect(),
+            nodes: obs
+                .nodes
+                .iter()
+                .map(|n| (n.live, n.restarts, n.members.clone()))
+                .collect(),
         }
     }
 
@@ -70,12 +57,12 @@ impl Prev {
         self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
     }
 
-    /// What `observer` (an index) held about `member` (an index).
-    fn status(&self, observer: usize, member: usize) -> Option<Status> {
+    /// What `observer` (an index) held about `member`.
+    fn status(&self, observer: usize, member: &str) -> Option<Status> {
         let view = &self.nodes[observer].2;
-        view.binary_search_by_key(&(member as u32), |(i, _)| *i)
+        view.binary_search_by(|m| m.name.as_str().cmp(member))
             .ok()
-            .map(|i| view[i].1)
+            .map(|i| view[i].status)
     }
 }
 
@@ -86,9 +73,12 @@ impl NoFalseDeathChecker {
                 let Some(oi) = prev.index(&o.name) else {
                     continue;
                 };
-                let (o_live, o_restarts, _) = &prev.nodes[oi];
+                let (o_live, o_restarts, o_view) = &prev.nodes[oi];
                 if !*o_live || *o_restarts != o.restarts {
                     continue;
+                }
+                if o.members.same(o_view) {
+                    continue; // the same view: nobody newly suspected or declared dead
                 }
                 for m in &o.members {
                     if m.name == o.name || !matches!(m.status, Status::Dead | Status::Suspect) {
@@ -97,7 +87,7 @@ impl NoFalseDeathChecker {
                     let Some(mi) = prev.index(&m.name) else {
                         continue;
                     };
-                    let Some(was) = prev.status(oi, mi) else {
+                    let Some(was) = prev.status(oi, &m.name) else {
                         continue;
                     };
                     let newly = match m.status {
@@ -114,7 +104,7 @@ impl NoFalseDeathChecker {
                     let same_run = *m_live && member_now.live && member_now.restarts == *m_restarts;
                     let reachable = obs.reachability.can_reach(&o.name, &m.name)
                         && prev.reachability.can_reach(&o.name, &m.name);
-                    let knew_observer = prev.status(mi, oi).is_some_and(|s| !s.is_gone());
+                    let knew_observer = prev.status(mi, &o.name).is_some_and(|s| !s.is_gone());
                     if !(same_run && reachable && knew_observer) {
                         continue;
                     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{align, Violation, Violations};
-use crate::observe::Observation;
+use crate::observe::{Observation, View};
 
 pub const INVARIANT: &str = "lamport_monotonic";
 
@@ -32,6 +32,8 @@ struct ObserverMarks {
     lamport: u64,
     /// Sorted by member name (merged with each new view in one pass).
     members: Vec<(String, MemberMark)>,
+    /// The view the marks were taken from: the same view again holds nothing new.
+    view: View,
 }
 
 #[derive(Debug)]
@@ -80,6 +82,10 @@ impl LamportMonotonicChecker {
             }
             marks.incarnation = node.incarnation;
             marks.lamport = node.lamport;
+            if node.members.same(&marks.view) {
+                continue;
+            }
+            marks.view = node.members.clone();
 
             let runs = align(&obs.nodes, &node.members);
             let old = std::mem::take(&mut marks.members);

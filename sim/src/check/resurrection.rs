@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{align, Violation, Violations};
-use crate::observe::{Observation, Status};
+use crate::observe::{Observation, Status, View};
 
 pub const INVARIANT: &str = "no_resurrection";
 
@@ -21,7 +21,9 @@ pub const INVARIANT: &str = "no_resurrection";
 /// new process the observer knows nothing against: it may start from any incarnation.
 #[derive(Debug, Default)]
 pub struct NoResurrectionChecker {
-    observers: BTreeMap<String, (u32, BTreeMap<String, Gone>)>,
+    /// Per observer: its run, the members it holds dead or left, and the view they were taken
+    /// from (the same view again changes nothing).
+    observers: BTreeMap<String, (u32, BTreeMap<String, Gone>, View)>,
 }
 
 #[derive(Debug)]
@@ -36,14 +38,19 @@ struct Gone {
 impl NoResurrectionChecker {
     pub fn observe(&mut self, obs: &Observation, out: &mut Violations) {
         for node in obs.nodes.iter().filter(|n| n.live) {
-            let (restarts, gone) = match self.observers.get_mut(&node.name) {
+            let (restarts, gone, seen) = match self.observers.get_mut(&node.name) {
                 Some(o) => o,
                 None => self.observers.entry(node.name.clone()).or_default(),
             };
             if *restarts != node.restarts {
                 *restarts = node.restarts;
                 gone.clear();
+                *seen = View::default();
             }
+            if node.members.same(seen) {
+                continue;
+            }
+            *seen = node.members.clone();
             if gone.is_empty() && node.members.iter().all(|m| !m.status.is_gone()) {
                 continue; // the common case: nothing dead, nothing to track
             }

@@ -3,7 +3,8 @@
 //!
 //! Ownership is computed the way the agent computes it: the default sharding algorithm over
 //! the participants the node sees, for the targets its config lists. Identical views share one
-//! computation (a small cache), which is what makes 1,000-node runs affordable.
+//! computation (a small cache keyed by the participants' fingerprint), which is what makes
+//! 1,000-node runs affordable.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use cluster::shard::{key_of_str, Algorithm, Op, Peer, Sharder};
 use cluster::{Config, NodeState};
 
-use crate::observe::{MemberView, NodeObservation, Status};
+use crate::observe::{MemberView, NodeObservation, Status, View};
 use crate::scenario::Scenario;
 
 /// Port every simulated node listens on.
@@ -110,25 +111,30 @@ pub fn status(s: cluster::Status) -> Status {
     }
 }
 
-/// Caches assignments by (participants, target count): nodes with the same view share one.
+/// Target indices each participant owns, by participant name.
+pub type Owners = Arc<BTreeMap<String, Vec<u32>>>;
+
+/// Caches assignments by (participants, target count): nodes with the same view share one
+/// computation. Keyed by the participants' fingerprint and count, so a lookup costs the same
+/// at 1,000 nodes as at 10.
 #[derive(Default)]
 pub struct OwnershipCache {
     sharders: BTreeMap<u32, Sharder>,
-    assignments: BTreeMap<(Vec<String>, u32), Arc<BTreeMap<String, Vec<u32>>>>,
+    assignments: BTreeMap<(u128, usize, u32), Owners>,
 }
 
 /// Entries kept before the cache is cleared; views change in bursts, then settle.
 const CACHE_ENTRIES_MAX: usize = 256;
 
 impl OwnershipCache {
-    /// Target indices each participant owns, as a node that sees `participants` (sorted) and
-    /// whose config lists `targets` targets computes it.
-    pub fn owners(
-        &mut self,
-        participants: &[String],
-        targets: u32,
-    ) -> Arc<BTreeMap<String, Vec<u32>>> {
-        let key = (participants.to_vec(), targets);
+    /// Target indices each participant owns, as a node whose view is `view` and whose config
+    /// lists `targets` targets computes it.
+    pub fn owners(&mut self, view: &View, targets: u32) -> Owners {
+        let key = (
+            view.participants_fingerprint(),
+            view.participant_count(),
+            targets,
+        );
         if let Some(a) = self.assignments.get(&key) {
             return a.clone();
         }
@@ -140,9 +146,9 @@ impl OwnershipCache {
             s.set_keys(&keys);
             s
         });
-        let peers: Vec<Peer> = participants
-            .iter()
-            .map(|n| Peer::participant(n.clone()))
+        let peers: Vec<Peer> = view
+            .participant_names()
+            .map(|n| Peer::participant(n.to_string()))
             .collect();
         sharder.set_peers(&peers);
         let assignment = sharder.assign(Op::Write);
@@ -161,6 +167,27 @@ impl OwnershipCache {
     }
 }
 
+/// A node's member list from the core's type, as observations hold it.
+pub fn view_of(members: &[cluster::MemberView]) -> View {
+    view_from(members.to_vec())
+}
+
+/// [`view_of`] for a list the caller owns: names and addresses move, nothing is copied.
+pub fn view_from(members: Vec<cluster::MemberView>) -> View {
+    members
+        .into_iter()
+        .map(|m| MemberView {
+            name: m.name,
+            addr: m.addr,
+            status: status(m.status),
+            state: m.state,
+            incarnation: m.incarnation,
+            lamport: m.lamport,
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
 /// What the engines know about a live node, turned into an observation.
 pub struct LiveNode<'a> {
     pub name: &'a str,
@@ -168,38 +195,23 @@ pub struct LiveNode<'a> {
     pub state: NodeState,
     pub incarnation: u64,
     pub lamport: u64,
-    pub members: &'a [cluster::MemberView],
+    /// Its member list ([`view_of`]), shared with earlier observations when unchanged.
+    pub view: View,
     pub config_targets: u32,
 }
 
 impl LiveNode<'_> {
-    pub fn observe(&self, cache: &mut OwnershipCache) -> NodeObservation {
-        let members: Vec<MemberView> = self
-            .members
-            .iter()
-            .map(|m| MemberView {
-                name: m.name.clone(),
-                addr: m.addr.clone(),
-                status: status(m.status),
-                state: m.state,
-                incarnation: m.incarnation,
-                lamport: m.lamport,
-            })
-            .collect();
-        let participants: Vec<String> = members
-            .iter()
-            .filter(|m| m.is_participant())
-            .map(|m| m.name.clone())
-            .collect();
-        let owned_targets = if self.state == NodeState::Participant && !participants.is_empty() {
-            cache
-                .owners(&participants, self.config_targets)
-                .get(self.name)
-                .cloned()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+    pub fn observe(self, cache: &mut OwnershipCache) -> NodeObservation {
+        let owned_targets =
+            if self.state == NodeState::Participant && self.view.participant_count() > 0 {
+                cache
+                    .owners(&self.view, self.config_targets)
+                    .get(self.name)
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
         NodeObservation {
             name: self.name.to_string(),
             live: true,
@@ -207,7 +219,7 @@ impl LiveNode<'_> {
             state: self.state,
             incarnation: self.incarnation,
             lamport: self.lamport,
-            members,
+            members: self.view,
             owned_targets,
             config_targets: self.config_targets,
         }

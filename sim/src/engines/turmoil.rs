@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::common::{self, LiveNode, OwnershipCache};
 use crate::engine::{Engine, EngineError, EngineKind, EngineOutcome};
 use crate::observe::{
-    Counters, EventRecord, NodeObservation, Observation, ObservationSink, Reachability,
+    Counters, EventRecord, NodeObservation, Observation, ObservationSink, Reachability, View,
     OBSERVATION_INTERVAL_MS,
 };
 use crate::scenario::{Action, Scenario};
@@ -226,6 +226,7 @@ impl Engine for TurmoilEngine {
         let mut reachability = Reachability::Full;
         let mut counters = Counters::default();
         let mut cache = OwnershipCache::default();
+        let mut views: BTreeMap<String, (Arc<ClusterView>, View)> = BTreeMap::new();
         let mut config_targets: BTreeMap<String, u32> = BTreeMap::new();
         let end_ms = scenario.duration_ms();
         let mut events = scenario.events.iter().peekable();
@@ -260,11 +261,9 @@ impl Engine for TurmoilEngine {
                     }
                     Action::Crash(n) => {
                         sim.crash(n.as_str());
-                        ctx.shared
-                            .lock()
-                            .expect("shared")
-                            .get_mut(n)
-                            .map(|h| h.bank());
+                        if let Some(h) = ctx.shared.lock().expect("shared").get_mut(n) {
+                            h.bank();
+                        }
                     }
                     Action::Restart(n) => {
                         {
@@ -324,13 +323,22 @@ impl Engine for TurmoilEngine {
                     match (&h.view, running) {
                         (Some(view), true) if !view.leaving || h.control.is_some() => {
                             let me = view.members.iter().find(|m| m.is_self);
+                            // A view the node has not republished is the same view.
+                            let members = match views.get(name) {
+                                Some((published, v)) if Arc::ptr_eq(published, view) => v.clone(),
+                                _ => {
+                                    let v = common::view_of(&view.members);
+                                    views.insert(name.clone(), (view.clone(), v.clone()));
+                                    v
+                                }
+                            };
                             let live = LiveNode {
                                 name,
                                 restarts: h.restarts,
                                 state: view.state,
                                 incarnation: me.map_or(0, |m| m.incarnation),
                                 lamport: view.lamport,
-                                members: &view.members,
+                                view: members,
                                 config_targets: targets,
                             };
                             nodes.push(live.observe(&mut cache));
