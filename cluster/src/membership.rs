@@ -7,7 +7,8 @@
 //! [`Node::handle_timeout`], and drains [`Node::poll_transmit`] and [`Node::poll_event`].
 //! It must not read clocks, touch sockets or iterate in an unspecified order.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
@@ -21,7 +22,8 @@ use crate::state::NodeState;
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::{
-    self, Body, Envelope, Kind, MemberRecord, Primary, Rejection, Status, Update, WireError,
+    self, Body, Envelope, Kind, MemberRecord, Primary, Rejection, Status, Update, UpdateRef,
+    WireError,
 };
 
 /// Indirect-probe requests this node serves at once; more are ignored (the asker then counts a
@@ -77,7 +79,7 @@ pub struct Stats {
     pub push_pulls_rx: u64,
     pub push_pulls_tx: u64,
     pub push_pulls_failed: u64,
-    /// Gossip events received, by `Update::event_name`.
+    /// Gossip events received, by `UpdateRef::event_name`.
     pub events_received: BTreeMap<&'static str, u64>,
     pub name_conflicts: u64,
     pub cluster_mismatches: u64,
@@ -151,7 +153,7 @@ pub struct Node {
     broadcasts: BroadcastQueue,
     outbox: VecDeque<Transmit>,
     events: VecDeque<Event>,
-    suspicions: BTreeMap<String, Suspicion>,
+    suspicions: Suspicions,
     probe: Option<Probe>,
     probe_order: Vec<String>,
     next_probe: Instant,
@@ -174,7 +176,93 @@ pub struct Node {
     last_digest_sync: Option<Instant>,
     stats: Stats,
     view_version: u64,
+    /// Names of `members` in insertion order, for sampling gossip targets without walking the
+    /// table (rebuilt when tombstones are forgotten).
+    roster: Vec<String>,
+    /// Live count (self included) and the view version it was computed at.
+    live_cache: std::cell::Cell<(u64, usize)>,
+    /// What [`Node::is_old_news`] needs of `members` and `states`, by a keyed 64-bit hash of
+    /// the name: a large cluster gossips each update to every node many times, and most
+    /// arrivals are checked here and dropped, so the check must cost one cache line, not a
+    /// walk over heap strings. Kept in step by `apply` and the table's removals.
+    hot: HashMap<u64, Hot, BuildHasherDefault<PreHashed>>,
+    /// Key of the name hash (per node, from its seed: peers cannot aim collisions at it).
+    hot_key: u64,
+    /// The member list of our last full-state message, and what it depended on.
+    state_cache: std::cell::RefCell<Option<(StateKey, std::sync::Arc<[u8]>)>>,
 }
+
+/// Open suspicions by member, with their earliest deadline cached: a node of a partitioned
+/// large cluster suspects hundreds of members at once, and its next timeout is asked for after
+/// every message.
+#[derive(Debug, Default)]
+struct Suspicions {
+    map: BTreeMap<String, Suspicion>,
+    /// `None` when stale; else the earliest deadline, if any.
+    earliest: std::cell::Cell<Option<Option<Instant>>>,
+}
+
+impl Suspicions {
+    fn earliest(&self) -> Option<Instant> {
+        if let Some(e) = self.earliest.get() {
+            return e;
+        }
+        let e = self.map.values().map(Suspicion::deadline).min();
+        self.earliest.set(Some(e));
+        e
+    }
+
+    fn get(&self, name: &str) -> Option<&Suspicion> {
+        self.map.get(name)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut Suspicion> {
+        self.earliest.set(None);
+        self.map.get_mut(name)
+    }
+
+    fn insert(&mut self, name: String, s: Suspicion) {
+        self.earliest.set(None);
+        self.map.insert(name, s);
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Suspicion> {
+        self.earliest.set(None);
+        self.map.remove(name)
+    }
+}
+
+/// A member's status, incarnation and address hash, and the Lamport time of its node state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Hot {
+    member: Option<(Status, u64, u64)>,
+    lamport: Option<u64>,
+}
+
+fn addr_hash(addr: &str) -> u64 {
+    xxhash_rust::xxh64::xxh64(addr.as_bytes(), 0)
+}
+
+/// Hasher for keys that are already uniform 64-bit hashes.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// What an encoded member list depends on besides the member table.
+type StateKey = (u64, u64, bool, (NodeState, u64));
 
 fn check_ident(field: &'static str, v: &str) -> Result<(), ConfigError> {
     if v.is_empty() || v.len() > wire::STR_BYTES_MAX {
@@ -215,7 +303,7 @@ impl Node {
             rng,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
-            suspicions: BTreeMap::new(),
+            suspicions: Suspicions::default(),
             probe: None,
             probe_order: Vec::new(),
             next_probe: now + probe_jitter,
@@ -235,6 +323,11 @@ impl Node {
             last_digest_sync: None,
             stats: Stats::default(),
             view_version: 0,
+            roster: Vec::new(),
+            live_cache: std::cell::Cell::new((u64::MAX, 0)),
+            state_cache: std::cell::RefCell::new(None),
+            hot: HashMap::default(),
+            hot_key: seed ^ 0x6a09_e667_f3bc_c908,
             config,
         };
         let t = node.lamport.tick();
@@ -358,11 +451,24 @@ impl Node {
 
     /// Number of alive or suspect members, self included.
     pub fn live_count(&self) -> usize {
-        1 + self
+        // Every change of a member's status bumps `view_version` (see `changed`), and members
+        // leave the table only as tombstones, so the count only needs recounting then.
+        let (version, count) = self.live_cache.get();
+        if version == self.view_version {
+            return count;
+        }
+        let count = 1 + self
             .members
             .values()
             .filter(|m| matches!(m.status, Status::Alive | Status::Suspect))
-            .count()
+            .count();
+        self.live_cache.set((self.view_version, count));
+        count
+    }
+
+    /// Dead and left members still remembered.
+    fn tombstone_count(&self) -> usize {
+        self.members.len() + 1 - self.live_count()
     }
 
     // -----------------------------------------------------------------------------------------
@@ -382,8 +488,8 @@ impl Node {
                 t = t.min(p.indirect_at);
             }
         }
-        for s in self.suspicions.values() {
-            t = t.min(s.deadline());
+        if let Some(d) = self.suspicions.earliest() {
+            t = t.min(d);
         }
         for f in self.forwards.values() {
             t = t.min(f.deadline);
@@ -424,12 +530,16 @@ impl Node {
         }
         // Suspicions that ran out: a last-chance probe first (the member may never have heard
         // it is suspected, e.g. when the gossip ran out during a partition), then death.
-        let expired: Vec<String> = self
-            .suspicions
-            .iter()
-            .filter(|(_, s)| s.deadline() <= now)
-            .map(|(n, _)| n.clone())
-            .collect();
+        let expired: Vec<String> = if self.suspicions.earliest().is_some_and(|d| d <= now) {
+            self.suspicions
+                .map
+                .iter()
+                .filter(|(_, s)| s.deadline() <= now)
+                .map(|(n, _)| n.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let grace = self.scaled(self.config.probe_timeout) * 2;
         for name in expired {
             let probe_again = self
@@ -580,9 +690,18 @@ impl Node {
 
     /// A packet arrived (`POST .../message`).
     pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) -> Result<(), WireError> {
-        let (env, body) = self.decode_counted(bytes, self.config.packet_bytes_max)?;
+        let (env, body) = match wire::decode_ref(bytes, self.config.packet_bytes_max) {
+            Ok(v) => {
+                self.stats.bytes_rx += bytes.len() as u64;
+                v
+            }
+            Err(e) => {
+                self.stats.packets_rx_failed += 1;
+                return Err(e);
+            }
+        };
         self.stats.packets_rx += 1;
-        let Body::Packet { primary, updates } = body else {
+        let wire::BodyOf::Packet { primary, updates } = body else {
             self.stats.packets_rx_failed += 1;
             return Err(WireError::UnexpectedKind {
                 expected: "packet",
@@ -604,13 +723,19 @@ impl Node {
             self.sync_with_stranger(now, &env.sender_name, &env.sender_addr);
         }
         // Updates first: a refutation they trigger then rides on the ack built below.
+        let mut counts: Vec<(&'static str, u64)> = Vec::with_capacity(5);
         for u in updates {
-            *self
-                .stats
-                .events_received
-                .entry(u.event_name())
-                .or_default() += 1;
-            self.apply(now, u);
+            let event = u.event_name();
+            match counts.iter_mut().find(|(e, _)| *e == event) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((event, 1)),
+            }
+            if !self.is_old_news(&u) {
+                self.apply(now, u.to_owned());
+            }
+        }
+        for (event, n) in counts {
+            *self.stats.events_received.entry(event).or_default() += n;
         }
         if let Some(p) = primary {
             self.handle_primary(now, &env, p);
@@ -867,10 +992,27 @@ impl Node {
         if self.digest.0 == self.view_version {
             return self.digest.1;
         }
+        // Live members and their states, sorted by name, self in its place: what
+        // `live_members` lists, without copying it.
         let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for (name, state) in self.live_members() {
-            h.update(name.as_bytes());
-            h.update(&[0xff, state.to_wire()]);
+        let own = self.states[&self.name].0;
+        let mut me = (!self.leaving).then_some(own);
+        for (name, m) in &self.members {
+            if name.as_str() > self.name.as_str() {
+                if let Some(s) = me.take() {
+                    h.update(self.name.as_bytes());
+                    h.update(&[0xff, s.to_wire()]);
+                }
+            }
+            if matches!(m.status, Status::Alive | Status::Suspect) {
+                let state = self.states.get(name).map_or(NodeState::Viewer, |&(s, _)| s);
+                h.update(name.as_bytes());
+                h.update(&[0xff, state.to_wire()]);
+            }
+        }
+        if let Some(s) = me {
+            h.update(self.name.as_bytes());
+            h.update(&[0xff, s.to_wire()]);
         }
         let d = h.digest() as u32;
         self.digest = (self.view_version, d);
@@ -1046,24 +1188,39 @@ impl Node {
         if self.broadcasts.is_empty() {
             return;
         }
-        let mut targets: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| match m.status {
+        // Random members, as memberlist's kRandomNodes: random draws from the roster (at most
+        // 3 per member), so a round costs O(gossip_nodes), not O(members).
+        let want = self.config.gossip_nodes;
+        let mut targets: Vec<String> = Vec::with_capacity(want);
+        let mut picked: Vec<usize> = Vec::with_capacity(want);
+        let n = self.roster.len();
+        for _ in 0..3 * n {
+            if targets.len() >= want {
+                break;
+            }
+            let i = self.rng.gen_range(0..n);
+            if picked.contains(&i) {
+                continue;
+            }
+            let Some(m) = self.members.get(&self.roster[i]) else {
+                continue;
+            };
+            let eligible = match m.status {
                 Status::Alive | Status::Suspect => true,
                 Status::Dead => now.saturating_since(m.since) < self.config.gossip_to_the_dead,
                 Status::Left => false,
-            })
-            .map(|m| m.addr.clone())
-            .collect();
-        targets.shuffle(&mut self.rng);
-        targets.truncate(self.config.gossip_nodes);
+            };
+            if eligible {
+                picked.push(i);
+                targets.push(m.addr.clone());
+            }
+        }
         for to in targets {
             let updates = self.take_broadcasts(0);
             if updates.is_empty() {
                 break;
             }
-            let refs: Vec<&[u8]> = updates.iter().map(|u| u.as_slice()).collect();
+            let refs: Vec<&[u8]> = updates.iter().map(|u| &u[..]).collect();
             let payload = wire::encode_packet(&self.envelope(Kind::Packet), None, &refs);
             self.push_out(Transmit {
                 to,
@@ -1073,7 +1230,7 @@ impl Node {
         }
     }
 
-    fn take_broadcasts(&mut self, primary_bytes: usize) -> Vec<Vec<u8>> {
+    fn take_broadcasts(&mut self, primary_bytes: usize) -> Vec<std::sync::Arc<[u8]>> {
         let overhead = 16 + 3 * wire::STR_BYTES_MAX.min(64) + primary_bytes;
         let budget = self.config.gossip_packet_bytes_max.saturating_sub(overhead);
         let limit = self.config.retransmit_limit(self.live_count());
@@ -1088,8 +1245,8 @@ impl Node {
 
     fn send_packet_with(&mut self, to: String, primary: Primary, extra: Option<Vec<u8>>) {
         let mut updates = self.take_broadcasts(32 + extra.as_ref().map_or(0, |e| e.len()));
-        updates.extend(extra);
-        let refs: Vec<&[u8]> = updates.iter().map(|u| u.as_slice()).collect();
+        updates.extend(extra.map(std::sync::Arc::from));
+        let refs: Vec<&[u8]> = updates.iter().map(|u| &u[..]).collect();
         let payload = wire::encode_packet(&self.envelope(Kind::Packet), Some(&primary), &refs);
         self.push_out(Transmit {
             to,
@@ -1141,18 +1298,46 @@ impl Node {
     }
 
     fn encode_state(&self, kind: Kind, join: bool) -> Vec<u8> {
-        let records: Vec<MemberRecord> = self
-            .members()
-            .into_iter()
-            .map(|m| MemberRecord {
-                state: self.states.get(&m.name).copied(),
-                name: m.name,
-                addr: m.addr,
-                incarnation: m.incarnation,
-                status: m.status,
-            })
-            .collect();
-        wire::encode_push_pull(&self.envelope(kind), join, &records)
+        let own = self.states[&self.name];
+        let key = (self.view_version, self.incarnation, self.leaving, own);
+        let mut cache = self.state_cache.borrow_mut();
+        let body = match &*cache {
+            Some((k, body)) if *k == key => body.clone(),
+            _ => {
+                let me = wire::MemberRecordRef {
+                    name: &self.name,
+                    addr: &self.addr,
+                    incarnation: self.incarnation,
+                    status: if self.leaving {
+                        Status::Left
+                    } else {
+                        Status::Alive
+                    },
+                    state: Some(own),
+                };
+                // Sorted by name, self in its place (the order `members()` reports).
+                let mut records = Vec::with_capacity(self.members.len() + 1);
+                let mut me = Some(me);
+                for (name, m) in &self.members {
+                    if me.is_some() && name.as_str() > self.name.as_str() {
+                        records.extend(me.take());
+                    }
+                    records.push(wire::MemberRecordRef {
+                        name,
+                        addr: &m.addr,
+                        incarnation: m.incarnation,
+                        status: m.status,
+                        state: self.states.get(name).copied(),
+                    });
+                }
+                records.extend(me);
+                let body: std::sync::Arc<[u8]> =
+                    wire::encode_member_records(records.into_iter()).into();
+                *cache = Some((key, body.clone()));
+                body
+            }
+        };
+        wire::encode_push_pull_body(&self.envelope(kind), join, &body)
     }
 
     fn refuse(&mut self, rejection: Rejection, from: String) -> Vec<u8> {
@@ -1296,6 +1481,8 @@ impl Node {
             Some(n) => {
                 self.members.remove(&n);
                 self.states.remove(&n);
+                self.sync_hot(&n);
+                self.rebuild_roster();
                 true
             }
             None => {
@@ -1305,7 +1492,80 @@ impl Node {
         }
     }
 
+    /// Whether applying `u` would change nothing (the same early returns as [`Node::apply`],
+    /// checked without allocating). Most gossip a member of a large cluster receives is news
+    /// it already has. The Lamport clock still observes every state update.
+    fn is_old_news(&mut self, u: &UpdateRef) -> bool {
+        let subject = match *u {
+            UpdateRef::Alive { name, .. }
+            | UpdateRef::Suspect { name, .. }
+            | UpdateRef::Dead { name, .. }
+            | UpdateRef::Left { name, .. }
+            | UpdateRef::State { name, .. } => name,
+        };
+        if subject == self.name {
+            return false;
+        }
+        let hot = self
+            .hot
+            .get(&self.name_hash(subject))
+            .copied()
+            .unwrap_or_default();
+        match *u {
+            UpdateRef::Alive {
+                addr, incarnation, ..
+            } => hot.member.is_some_and(|(status, inc, hash)| {
+                // A different address (hash) may be a name conflict: `apply` decides.
+                let conflict =
+                    matches!(status, Status::Alive | Status::Suspect) && hash != addr_hash(addr);
+                !conflict && incarnation <= inc
+            }),
+            UpdateRef::Suspect { incarnation, .. } | UpdateRef::Dead { incarnation, .. } => {
+                hot.member.is_none_or(|(status, inc, _)| {
+                    incarnation < inc || matches!(status, Status::Dead | Status::Left)
+                })
+            }
+            UpdateRef::Left { incarnation, .. } => hot
+                .member
+                .is_none_or(|(status, inc, _)| incarnation < inc || status == Status::Left),
+            UpdateRef::State { lamport, .. } => {
+                let old = hot.lamport.is_some_and(|t| t >= lamport);
+                if old {
+                    self.lamport.observe(lamport);
+                }
+                old
+            }
+        }
+    }
+
     fn apply(&mut self, now: Instant, u: Update) {
+        let subject = u.subject().to_string();
+        self.apply_to_table(now, u);
+        self.sync_hot(&subject);
+    }
+
+    fn name_hash(&self, name: &str) -> u64 {
+        xxhash_rust::xxh64::xxh64(name.as_bytes(), self.hot_key)
+    }
+
+    /// Bring `hot` in step with the table for `name`.
+    fn sync_hot(&mut self, name: &str) {
+        let key = self.name_hash(name);
+        let hot = Hot {
+            member: self
+                .members
+                .get(name)
+                .map(|m| (m.status, m.incarnation, addr_hash(&m.addr))),
+            lamport: self.states.get(name).map(|&(_, t)| t),
+        };
+        if hot == Hot::default() {
+            self.hot.remove(&key);
+        } else {
+            self.hot.insert(key, hot);
+        }
+    }
+
+    fn apply_to_table(&mut self, now: Instant, u: Update) {
         let is_me = u.subject() == self.name;
         match u {
             Update::Alive {
@@ -1327,6 +1587,7 @@ impl Node {
                         if !self.make_room() {
                             return;
                         }
+                        self.roster.push(name.clone());
                         self.members.insert(
                             name.clone(),
                             Member {
@@ -1524,31 +1785,46 @@ impl Node {
 
     fn collect_tombstones(&mut self, now: Instant) {
         let ttl = self.config.tombstone_ttl;
-        let expired: Vec<String> = self
-            .members
-            .iter()
-            .filter(|(_, m)| {
-                matches!(m.status, Status::Dead | Status::Left)
-                    && now.saturating_since(m.since) >= ttl
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in expired {
-            self.members.remove(&n);
-            self.states.remove(&n);
+        let expired: Vec<String> = if self.tombstone_count() == 0 {
+            Vec::new()
+        } else {
+            self.members
+                .iter()
+                .filter(|(_, m)| {
+                    matches!(m.status, Status::Dead | Status::Left)
+                        && now.saturating_since(m.since) >= ttl
+                })
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        if !expired.is_empty() {
+            for n in &expired {
+                self.members.remove(n);
+                self.states.remove(n);
+                self.sync_hot(n);
+            }
+            self.rebuild_roster();
         }
         // States heard for names we never saw alive are dropped with the same delay.
-        let orphans: Vec<String> = self
-            .states
-            .keys()
-            .filter(|n| **n != self.name && !self.members.contains_key(*n))
-            .cloned()
-            .collect();
         if self.states.len() > self.config.members_max / 2 {
+            let orphans: Vec<String> = self
+                .states
+                .keys()
+                .filter(|n| **n != self.name && !self.members.contains_key(*n))
+                .cloned()
+                .collect();
             for n in orphans {
                 self.states.remove(&n);
+                self.sync_hot(&n);
             }
         }
+    }
+
+    /// After members were removed from the table (forgotten tombstones).
+    fn rebuild_roster(&mut self) {
+        self.view_version += 1;
+        let members = &self.members;
+        self.roster.retain(|n| members.contains_key(n));
     }
 
     fn changed(&mut self) {
@@ -1563,5 +1839,147 @@ impl Node {
             self.events.pop_front();
         }
         self.events.push_back(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::SimNet;
+
+    /// The digest as first written: over a copy of `live_members()`.
+    fn digest_of_copies(n: &Node) -> u32 {
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+        for (name, state) in n.live_members() {
+            h.update(name.as_bytes());
+            h.update(&[0xff, state.to_wire()]);
+        }
+        h.digest() as u32
+    }
+
+    /// The full state as first written: from a copy of `members()`.
+    fn state_of_copies(n: &Node, kind: Kind, join: bool) -> Vec<u8> {
+        let records: Vec<MemberRecord> = n
+            .members()
+            .into_iter()
+            .map(|m| MemberRecord {
+                state: n.states.get(&m.name).copied(),
+                name: m.name,
+                addr: m.addr,
+                incarnation: m.incarnation,
+                status: m.status,
+            })
+            .collect();
+        wire::encode_push_pull(&n.envelope(kind), join, &records)
+    }
+
+    /// The cached and copy-free digest, live count and full state stay equal to what a fresh
+    /// copy of the table gives, through joins, a crash (suspect, dead), a leave, forgotten
+    /// tombstones and a restart.
+    #[test]
+    fn cached_summaries_match_the_table() {
+        let addr = |i: usize| format!("10.0.0.{i}:7946");
+        let config = Config {
+            tombstone_ttl: Duration::from_secs(20),
+            ..Config::default()
+        };
+        let mut net = SimNet::new(7);
+        for i in 1..=8 {
+            let n = Node::new(
+                config.clone(),
+                &format!("node-{i}"),
+                &addr(i),
+                i as u64,
+                net.now(),
+            )
+            .unwrap();
+            net.add(n);
+            net.with_node(&addr(i), |nd, now| {
+                nd.join(now, &[addr(1)]);
+                nd.set_state(NodeState::Participant).unwrap();
+            });
+        }
+        let mut checked = 0;
+        let mut suspected = 0;
+        for step in 0..240 {
+            net.run_for(Duration::from_millis(500));
+            match step {
+                40 => {
+                    net.crash(&addr(3));
+                }
+                60 => {
+                    net.with_node(&addr(5), |nd, _| nd.leave());
+                }
+                70 => {
+                    net.crash(&addr(5));
+                }
+                150 => {
+                    let n = Node::new(config.clone(), "node-3", &addr(3), 99, net.now()).unwrap();
+                    net.add(n);
+                    net.with_node(&addr(3), |nd, now| {
+                        nd.join(now, &[addr(1)]);
+                    });
+                }
+                _ => {}
+            }
+            for i in 1..=8 {
+                let Some(n) = net.node(&addr(i)) else {
+                    continue;
+                };
+                // Self always counts (a leaving node too: it still runs the protocol).
+                let live = 1 + n
+                    .members()
+                    .iter()
+                    .filter(|m| !m.is_self && matches!(m.status, Status::Alive | Status::Suspect))
+                    .count();
+                assert_eq!(n.live_count(), live, "node-{i} at step {step}");
+                assert_eq!(
+                    n.encode_state(Kind::PushPullRequest, true),
+                    state_of_copies(n, Kind::PushPullRequest, true)
+                );
+                for (name, m) in &n.members {
+                    assert_eq!(
+                        n.hot[&n.name_hash(name)].member,
+                        Some((m.status, m.incarnation, addr_hash(&m.addr))),
+                        "node-{i}: hot index of {name}"
+                    );
+                }
+                for (name, &(_, t)) in &n.states {
+                    if *name != n.name {
+                        assert_eq!(
+                            n.hot[&n.name_hash(name)].lamport,
+                            Some(t),
+                            "node-{i}: {name}'s lamport"
+                        );
+                    }
+                }
+                let names: BTreeSet<u64> = n
+                    .members
+                    .keys()
+                    .chain(n.states.keys())
+                    .map(|k| n.name_hash(k))
+                    .collect();
+                assert!(n.hot.keys().all(|k| names.contains(k)));
+                assert_eq!(
+                    n.suspicions.earliest(),
+                    n.suspicions.map.values().map(Suspicion::deadline).min(),
+                    "node-{i}: cached earliest suspicion deadline"
+                );
+                suspected += n.suspicions.map.len();
+                let want = digest_of_copies(n);
+                net.with_node(&addr(i), |nd, _| {
+                    assert_eq!(nd.view_digest(), want, "node-{i} at step {step}");
+                });
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000);
+        assert!(suspected > 0, "the crash was suspected");
+        let n1 = net.node(&addr(1)).unwrap();
+        assert!(n1.stats.members_refused_full == 0);
+        assert!(
+            n1.members().iter().all(|m| m.name != "node-5"),
+            "node-5's tombstone was forgotten (the roster was rebuilt)"
+        );
     }
 }

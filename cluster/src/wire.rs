@@ -136,17 +136,6 @@ impl Update {
             | Update::State { name, .. } => name,
         }
     }
-
-    /// Short name used in metrics (`cluster_node_gossip_received_events_total{event}`).
-    pub fn event_name(&self) -> &'static str {
-        match self {
-            Update::Alive { .. } => "alive",
-            Update::Suspect { .. } => "suspect",
-            Update::Dead { .. } => "dead",
-            Update::Left { .. } => "left",
-            Update::State { .. } => "node_state",
-        }
-    }
 }
 
 /// One member in a full-state exchange.
@@ -186,12 +175,104 @@ impl fmt::Display for Rejection {
     }
 }
 
+/// An [`Update`] still in the bytes it was decoded from: a receiver can tell that it is old
+/// news without allocating (most gossiped updates are, in a large cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateRef<'a> {
+    Alive {
+        name: &'a str,
+        addr: &'a str,
+        incarnation: u64,
+    },
+    Suspect {
+        name: &'a str,
+        incarnation: u64,
+        from: &'a str,
+    },
+    Dead {
+        name: &'a str,
+        incarnation: u64,
+        from: &'a str,
+    },
+    Left {
+        name: &'a str,
+        incarnation: u64,
+    },
+    State {
+        name: &'a str,
+        state: NodeState,
+        lamport: u64,
+    },
+}
+
+impl UpdateRef<'_> {
+    pub fn to_owned(&self) -> Update {
+        match *self {
+            UpdateRef::Alive {
+                name,
+                addr,
+                incarnation,
+            } => Update::Alive {
+                name: name.into(),
+                addr: addr.into(),
+                incarnation,
+            },
+            UpdateRef::Suspect {
+                name,
+                incarnation,
+                from,
+            } => Update::Suspect {
+                name: name.into(),
+                incarnation,
+                from: from.into(),
+            },
+            UpdateRef::Dead {
+                name,
+                incarnation,
+                from,
+            } => Update::Dead {
+                name: name.into(),
+                incarnation,
+                from: from.into(),
+            },
+            UpdateRef::Left { name, incarnation } => Update::Left {
+                name: name.into(),
+                incarnation,
+            },
+            UpdateRef::State {
+                name,
+                state,
+                lamport,
+            } => Update::State {
+                name: name.into(),
+                state,
+                lamport,
+            },
+        }
+    }
+
+    /// Short name used in metrics (`cluster_node_gossip_received_events_total{event}`).
+    pub fn event_name(&self) -> &'static str {
+        match self {
+            UpdateRef::Alive { .. } => "alive",
+            UpdateRef::Suspect { .. } => "suspect",
+            UpdateRef::Dead { .. } => "dead",
+            UpdateRef::Left { .. } => "left",
+            UpdateRef::State { .. } => "node_state",
+        }
+    }
+}
+
 /// A decoded message.
+pub type Body = BodyOf<Update>;
+
+/// A decoded message whose packet updates are `U` ([`Update`], or [`UpdateRef`] borrowing the
+/// bytes: see [`decode_ref`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
+pub enum BodyOf<U> {
     Packet {
         primary: Option<Primary>,
-        updates: Vec<Update>,
+        updates: Vec<U>,
     },
     PushPull {
         join: bool,
@@ -411,12 +492,38 @@ pub fn encode_packet(env: &Envelope, primary: Option<&Primary>, updates: &[&[u8]
 
 /// Encode a full-state exchange.
 pub fn encode_push_pull(env: &Envelope, join: bool, members: &[MemberRecord]) -> Vec<u8> {
-    let mut w = Writer::new(env);
-    w.u8(join as u8);
-    w.varint(members.len() as u64);
-    for m in members {
-        w.str(&m.name);
-        w.str(&m.addr);
+    let body = encode_member_records(members.iter().map(|m| MemberRecordRef {
+        name: &m.name,
+        addr: &m.addr,
+        incarnation: m.incarnation,
+        status: m.status,
+        state: m.state,
+    }));
+    encode_push_pull_body(env, join, &body)
+}
+
+/// One member of a full-state exchange, borrowed from a member table.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberRecordRef<'a> {
+    pub name: &'a str,
+    pub addr: &'a str,
+    pub incarnation: u64,
+    pub status: Status,
+    pub state: Option<(NodeState, u64)>,
+}
+
+/// The member list of a full-state exchange (count, then records), to be framed by
+/// [`encode_push_pull_body`]. A node whose table did not change can send the same body again.
+pub fn encode_member_records<'a>(
+    records: impl ExactSizeIterator<Item = MemberRecordRef<'a>>,
+) -> Vec<u8> {
+    let mut w = Writer {
+        buf: Vec::with_capacity(16 + 48 * records.len()),
+    };
+    w.varint(records.len() as u64);
+    for m in records {
+        w.str(m.name);
+        w.str(m.addr);
         w.varint(m.incarnation);
         w.u8(m.status as u8);
         match m.state {
@@ -427,6 +534,14 @@ pub fn encode_push_pull(env: &Envelope, join: bool, members: &[MemberRecord]) ->
             }
         }
     }
+    w.buf
+}
+
+/// Frame a member list from [`encode_member_records`] as a full-state exchange.
+pub fn encode_push_pull_body(env: &Envelope, join: bool, body: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new(env);
+    w.u8(join as u8);
+    w.raw(body);
     w.finish()
 }
 
@@ -501,6 +616,10 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self, what: &'static str) -> Result<String, WireError> {
+        self.str_ref(what).map(str::to_owned)
+    }
+
+    fn str_ref(&mut self, what: &'static str) -> Result<&'a str, WireError> {
         let len = self.varint(what)? as usize;
         if len > STR_BYTES_MAX {
             return Err(WireError::BadString { what });
@@ -510,9 +629,7 @@ impl<'a> Reader<'a> {
         }
         let bytes = &self.buf[self.pos..self.pos + len];
         self.pos += len;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| WireError::BadString { what })
+        std::str::from_utf8(bytes).map_err(|_| WireError::BadString { what })
     }
 
     /// A list count, bounded by what the remaining bytes could hold at `min_item_bytes` each.
@@ -532,30 +649,30 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn update(&mut self) -> Result<Update, WireError> {
+    fn update(&mut self) -> Result<UpdateRef<'a>, WireError> {
         let tag = self.u8("update tag")?;
         Ok(match tag {
-            1 => Update::Alive {
-                name: self.str("alive.name")?,
-                addr: self.str("alive.addr")?,
+            1 => UpdateRef::Alive {
+                name: self.str_ref("alive.name")?,
+                addr: self.str_ref("alive.addr")?,
                 incarnation: self.varint("alive.incarnation")?,
             },
-            2 => Update::Suspect {
-                name: self.str("suspect.name")?,
+            2 => UpdateRef::Suspect {
+                name: self.str_ref("suspect.name")?,
                 incarnation: self.varint("suspect.incarnation")?,
-                from: self.str("suspect.from")?,
+                from: self.str_ref("suspect.from")?,
             },
-            3 => Update::Dead {
-                name: self.str("dead.name")?,
+            3 => UpdateRef::Dead {
+                name: self.str_ref("dead.name")?,
                 incarnation: self.varint("dead.incarnation")?,
-                from: self.str("dead.from")?,
+                from: self.str_ref("dead.from")?,
             },
-            4 => Update::Left {
-                name: self.str("left.name")?,
+            4 => UpdateRef::Left {
+                name: self.str_ref("left.name")?,
                 incarnation: self.varint("left.incarnation")?,
             },
-            5 => Update::State {
-                name: self.str("state.name")?,
+            5 => UpdateRef::State {
+                name: self.str_ref("state.name")?,
                 state: self.state()?,
                 lamport: self.varint("state.lamport")?,
             },
@@ -571,6 +688,23 @@ impl<'a> Reader<'a> {
 
 /// Decode a whole message of at most `max_bytes`.
 pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireError> {
+    let (env, body) = decode_ref(bytes, max_bytes)?;
+    let body = match body {
+        BodyOf::Packet { primary, updates } => Body::Packet {
+            primary,
+            updates: updates.iter().map(UpdateRef::to_owned).collect(),
+        },
+        BodyOf::PushPull { join, members } => Body::PushPull { join, members },
+        BodyOf::Rejected(r) => Body::Rejected(r),
+    };
+    Ok((env, body))
+}
+
+/// [`decode`], leaving a packet's updates in `bytes`.
+pub fn decode_ref(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<(Envelope, BodyOf<UpdateRef<'_>>), WireError> {
     if bytes.len() > max_bytes {
         return Err(WireError::TooLarge {
             len: bytes.len(),
@@ -631,7 +765,7 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
             for _ in 0..n {
                 updates.push(r.update()?);
             }
-            Body::Packet { primary, updates }
+            BodyOf::Packet { primary, updates }
         }
         Kind::PushPullRequest | Kind::PushPullResponse => {
             let join = match r.u8("join flag")? {
@@ -673,9 +807,9 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
                     state,
                 });
             }
-            Body::PushPull { join, members }
+            BodyOf::PushPull { join, members }
         }
-        Kind::Rejected => Body::Rejected(match r.u8("rejection tag")? {
+        Kind::Rejected => BodyOf::Rejected(match r.u8("rejection tag")? {
             1 => Rejection::NameConflict {
                 name: r.str("conflict.name")?,
                 holder_addr: r.str("conflict.holder_addr")?,
