@@ -202,10 +202,8 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::Partition(groups) => {
-                let groups: Vec<String> = groups
-                    .iter()
-                    .map(|g| format!("[{}]", g.join(" ")))
-                    .collect();
+                let groups: Vec<String> =
+                    groups.iter().map(|g| format!("[{}]", names(g))).collect();
                 format!("partition {}", groups.join(" "))
             }
             Action::Heal => "heal".to_string(),
@@ -213,7 +211,7 @@ impl Action {
             Action::Restart(n) => format!("restart {n}"),
             Action::Leave(n) => format!("leave {n}"),
             Action::Join(n) => format!("join {n}"),
-            Action::Targets { nodes, count } => format!("targets {count} on {}", nodes.join(" ")),
+            Action::Targets { nodes, count } => format!("targets {count} on {}", names(nodes)),
             Action::Loss(p) => format!("loss {p}"),
             Action::Latency(r) => format!(
                 "latency {}..{}",
@@ -222,6 +220,21 @@ impl Action {
             ),
         }
     }
+}
+
+/// Node names for one line of a report: all of them up to `NAMES_SHOWN_MAX`, else the first
+/// and last few and how many (a 1,000-node partition is not a readable table cell).
+fn names(list: &[String]) -> String {
+    const NAMES_SHOWN_MAX: usize = 8;
+    if list.len() <= NAMES_SHOWN_MAX {
+        return list.join(" ");
+    }
+    format!(
+        "{} ... {} ({} nodes)",
+        list[..3].join(" "),
+        list[list.len() - 2..].join(" "),
+        list.len()
+    )
 }
 
 /// `[expect]`: what must hold for the run to pass (beyond the invariants, which always apply).

@@ -242,3 +242,17 @@ fn bad_scenarios_are_rejected_with_the_key_and_what_was_expected() {
     }
     insta::assert_snapshot!(snapshot);
 }
+
+#[test]
+fn large_groups_are_described_in_a_few_names() {
+    let s = Scenario::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/large/large_partition.toml"
+    )))
+    .unwrap();
+    assert_eq!(
+        s.events[0].action.describe(),
+        "partition [node-1 node-2 node-3 ... node-499 node-500 (500 nodes)] \
+         [node-501 node-502 node-503 ... node-999 node-1000 (500 nodes)]"
+    );
+}

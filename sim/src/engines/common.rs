@@ -121,12 +121,68 @@ pub type Owners = Arc<BTreeMap<String, Vec<u32>>>;
 pub struct OwnershipCache {
     sharders: BTreeMap<u32, Sharder>,
     assignments: BTreeMap<(u128, usize, u32), Owners>,
+    /// Per node: the key of its last computation and what it owned. While views change in a
+    /// storm (every node's different from every other's) the shared entries above do not
+    /// last, but a node whose participants did not change still costs nothing.
+    last: BTreeMap<String, ((u128, usize, u32), Vec<u32>)>,
 }
 
 /// Entries kept before the cache is cleared; views change in bursts, then settle.
 const CACHE_ENTRIES_MAX: usize = 256;
 
 impl OwnershipCache {
+    /// Compute at once what [`owned_by`](Self::owned_by) will be asked for `nodes` (name,
+    /// view, target count), nearest views one after the other: the sharder moves from one
+    /// participant set to the next incrementally, so during a storm (a 1,000-node start, when
+    /// every node's view differs from every other's) sorting by size turns a thousand
+    /// recomputations into a thousand small steps.
+    pub fn prepare<'a>(&mut self, nodes: impl IntoIterator<Item = (&'a str, &'a View, u32)>) {
+        let mut misses: Vec<((u128, usize, u32), &'a str, &'a View)> = nodes
+            .into_iter()
+            .filter(|(_, view, _)| view.participant_count() > 0)
+            .map(|(name, view, targets)| {
+                let key = (
+                    view.participants_fingerprint(),
+                    view.participant_count(),
+                    targets,
+                );
+                (key, name, view)
+            })
+            .filter(|(key, name, _)| self.last.get(*name).is_none_or(|(k, _)| k != key))
+            .collect();
+        misses.sort_by_key(|&(key, name, _)| (key.2, key.1, key.0, name));
+        for (key, name, view) in misses {
+            let owned = self
+                .owners(view, key.2)
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
+            self.last.insert(name.to_string(), (key, owned));
+        }
+    }
+
+    /// The target indices `name` owns, as it computes them from its view `view` and its
+    /// config's `targets` targets.
+    pub fn owned_by(&mut self, name: &str, view: &View, targets: u32) -> Vec<u32> {
+        let key = (
+            view.participants_fingerprint(),
+            view.participant_count(),
+            targets,
+        );
+        if let Some((k, owned)) = self.last.get(name) {
+            if *k == key {
+                return owned.clone();
+            }
+        }
+        let owned = self
+            .owners(view, targets)
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        self.last.insert(name.to_string(), (key, owned.clone()));
+        owned
+    }
+
     /// Target indices each participant owns, as a node whose view is `view` and whose config
     /// lists `targets` targets computes it.
     pub fn owners(&mut self, view: &View, targets: u32) -> Owners {
@@ -152,12 +208,19 @@ impl OwnershipCache {
             .collect();
         sharder.set_peers(&peers);
         let assignment = sharder.assign(Op::Write);
-        let mut by_owner: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); assignment.peers().len()];
         for i in 0..assignment.len() {
-            if let Some(o) = assignment.owner_of(i) {
-                by_owner.entry(o.to_string()).or_default().push(i as u32);
+            if let Some(o) = assignment.owner_index(i) {
+                lists[o].push(i as u32);
             }
         }
+        let by_owner: BTreeMap<String, Vec<u32>> = assignment
+            .peers()
+            .iter()
+            .cloned()
+            .zip(lists)
+            .filter(|(_, owned)| !owned.is_empty())
+            .collect();
         let result = Arc::new(by_owner);
         if self.assignments.len() >= CACHE_ENTRIES_MAX {
             self.assignments.clear();
@@ -204,11 +267,7 @@ impl LiveNode<'_> {
     pub fn observe(self, cache: &mut OwnershipCache) -> NodeObservation {
         let owned_targets =
             if self.state == NodeState::Participant && self.view.participant_count() > 0 {
-                cache
-                    .owners(&self.view, self.config_targets)
-                    .get(self.name)
-                    .cloned()
-                    .unwrap_or_default()
+                cache.owned_by(self.name, &self.view, self.config_targets)
             } else {
                 Vec::new()
             };

@@ -206,31 +206,36 @@ impl World<'_> {
     }
 
     fn observe(&mut self, at_ms: u64) -> Observation {
-        let mut nodes = Vec::with_capacity(self.procs.len());
+        let mut lives = Vec::with_capacity(self.procs.len());
         for (name, p) in self.procs.iter_mut() {
             match self.net.node(&common::addr_of(name)) {
-                Some(node) => {
-                    let live = LiveNode {
-                        name,
-                        restarts: p.restarts,
-                        state: node.state(),
-                        incarnation: node.incarnation(),
-                        lamport: node.lamport_time(),
-                        view: observed_view(&mut p.seen, p.restarts, node, at_ms),
-                        config_targets: p.config_targets,
-                    };
-                    nodes.push(live.observe(&mut self.cache));
-                }
+                Some(node) => lives.push(Ok(LiveNode {
+                    name,
+                    restarts: p.restarts,
+                    state: node.state(),
+                    incarnation: node.incarnation(),
+                    lamport: node.lamport_time(),
+                    view: observed_view(&mut p.seen, p.restarts, node, at_ms),
+                    config_targets: p.config_targets,
+                })),
                 None => {
                     p.seen = None;
-                    nodes.push(NodeObservation::down(
+                    lives.push(Err(NodeObservation::down(
                         name.clone(),
                         p.restarts,
                         p.config_targets,
-                    ))
+                    )))
                 }
             }
         }
+        self.cache.prepare(lives.iter().filter_map(|l| match l {
+            Ok(l) if l.state == NodeState::Participant => Some((l.name, &l.view, l.config_targets)),
+            _ => None,
+        }));
+        let nodes = lives
+            .into_iter()
+            .map(|l| l.map_or_else(|down| down, |live| live.observe(&mut self.cache)))
+            .collect();
         Observation {
             at_ms,
             nodes,
