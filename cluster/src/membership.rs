@@ -22,7 +22,7 @@ use crate::state::NodeState;
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::{
-    self, Body, Envelope, Kind, MemberRecord, Primary, Rejection, Status, Update, UpdateRef,
+    self, BodyOf, Envelope, Kind, MemberRecordRef, Primary, Rejection, Status, Update, UpdateRef,
     WireError,
 };
 
@@ -181,6 +181,8 @@ pub struct Node {
     roster: Vec<String>,
     /// Live count (self included) and the view version it was computed at.
     live_cache: std::cell::Cell<(u64, usize)>,
+    /// Earliest tombstone expiry and the view version it was computed at.
+    tombstone_cache: std::cell::Cell<(u64, Option<Instant>)>,
     /// What [`Node::is_old_news`] needs of `members` and `states`, by a keyed 64-bit hash of
     /// the name: a large cluster gossips each update to every node many times, and most
     /// arrivals are checked here and dropped, so the check must cost one cache line, not a
@@ -325,6 +327,7 @@ impl Node {
             view_version: 0,
             roster: Vec::new(),
             live_cache: std::cell::Cell::new((u64::MAX, 0)),
+            tombstone_cache: std::cell::Cell::new((u64::MAX, None)),
             state_cache: std::cell::RefCell::new(None),
             hot: HashMap::default(),
             hot_key: seed ^ 0x6a09_e667_f3bc_c908,
@@ -469,6 +472,25 @@ impl Node {
     /// Dead and left members still remembered.
     fn tombstone_count(&self) -> usize {
         self.members.len() + 1 - self.live_count()
+    }
+
+    /// When the oldest tombstone may be forgotten (recomputed only after the table changed).
+    fn first_tombstone_expiry(&self) -> Option<Instant> {
+        if self.tombstone_count() == 0 {
+            return None;
+        }
+        let (version, expiry) = self.tombstone_cache.get();
+        if version == self.view_version {
+            return expiry;
+        }
+        let expiry = self
+            .members
+            .values()
+            .filter(|m| matches!(m.status, Status::Dead | Status::Left))
+            .map(|m| m.since + self.config.tombstone_ttl)
+            .min();
+        self.tombstone_cache.set((self.view_version, expiry));
+        expiry
     }
 
     // -----------------------------------------------------------------------------------------
@@ -675,8 +697,12 @@ impl Node {
     }
 
     /// Decode `bytes`, counting them, or counting the failure.
-    fn decode_counted(&mut self, bytes: &[u8], max: usize) -> Result<(Envelope, Body), WireError> {
-        match wire::decode(bytes, max) {
+    fn decode_counted<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        max: usize,
+    ) -> Result<(Envelope, BodyOf<UpdateRef<'a>, MemberRecordRef<'a>>), WireError> {
+        match wire::decode_ref(bytes, max) {
             Ok(v) => {
                 self.stats.bytes_rx += bytes.len() as u64;
                 Ok(v)
@@ -690,18 +716,9 @@ impl Node {
 
     /// A packet arrived (`POST .../message`).
     pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) -> Result<(), WireError> {
-        let (env, body) = match wire::decode_ref(bytes, self.config.packet_bytes_max) {
-            Ok(v) => {
-                self.stats.bytes_rx += bytes.len() as u64;
-                v
-            }
-            Err(e) => {
-                self.stats.packets_rx_failed += 1;
-                return Err(e);
-            }
-        };
+        let (env, body) = self.decode_counted(bytes, self.config.packet_bytes_max)?;
         self.stats.packets_rx += 1;
-        let wire::BodyOf::Packet { primary, updates } = body else {
+        let BodyOf::Packet { primary, updates } = body else {
             self.stats.packets_rx_failed += 1;
             return Err(WireError::UnexpectedKind {
                 expected: "packet",
@@ -748,7 +765,7 @@ impl Node {
     pub fn handle_push_pull(&mut self, now: Instant, bytes: &[u8]) -> Result<Vec<u8>, WireError> {
         let (env, body) = self.decode_counted(bytes, self.config.push_pull_bytes_max)?;
         self.stats.push_pulls_rx += 1;
-        let Body::PushPull { join, members } = body else {
+        let BodyOf::PushPull { join, members } = body else {
             self.stats.packets_rx_failed += 1;
             return Err(WireError::UnexpectedKind {
                 expected: "push/pull request",
@@ -800,7 +817,7 @@ impl Node {
             }
         };
         match body {
-            Body::Rejected(rejection) => {
+            BodyOf::Rejected(rejection) => {
                 match &rejection {
                     Rejection::NameConflict { .. } => self.stats.name_conflicts += 1,
                     Rejection::ClusterMismatch { .. } => self.stats.cluster_mismatches += 1,
@@ -819,7 +836,7 @@ impl Node {
                 }
                 Ok(())
             }
-            Body::PushPull { members, .. } if env.kind == Kind::PushPullResponse => {
+            BodyOf::PushPull { members, .. } if env.kind == Kind::PushPullResponse => {
                 if env.cluster != self.config.cluster_name {
                     self.stats.cluster_mismatches += 1;
                     self.join_failed(now, from, "answer from another cluster");
@@ -1381,47 +1398,40 @@ impl Node {
             .then(|| m.addr.clone())
     }
 
-    fn merge(&mut self, now: Instant, records: Vec<MemberRecord>) {
+    fn merge(&mut self, now: Instant, records: Vec<MemberRecordRef>) {
         for r in records {
-            match r.status {
-                Status::Alive => self.apply(
-                    now,
-                    Update::Alive {
-                        name: r.name.clone(),
-                        addr: r.addr,
-                        incarnation: r.incarnation,
-                    },
-                ),
+            let (name, incarnation) = (r.name, r.incarnation);
+            let membership = match r.status {
+                Status::Alive => UpdateRef::Alive {
+                    name,
+                    addr: r.addr,
+                    incarnation,
+                },
                 // A peer's verdict of death is only a suspicion here: we do not trust it
-                // blindly (memberlist does the same).
-                Status::Suspect | Status::Dead => {
-                    let from = self.name.clone();
-                    self.apply(
-                        now,
-                        Update::Suspect {
-                            name: r.name.clone(),
-                            incarnation: r.incarnation,
-                            from,
-                        },
-                    )
+                // blindly (memberlist does the same). The accuser is us.
+                Status::Suspect | Status::Dead => UpdateRef::Suspect {
+                    name,
+                    incarnation,
+                    from: "",
+                },
+                Status::Left => UpdateRef::Left { name, incarnation },
+            };
+            if !self.is_old_news(&membership) {
+                let mut u = membership.to_owned();
+                if let Update::Suspect { from, .. } = &mut u {
+                    *from = self.name.clone();
                 }
-                Status::Left => self.apply(
-                    now,
-                    Update::Left {
-                        name: r.name.clone(),
-                        incarnation: r.incarnation,
-                    },
-                ),
+                self.apply(now, u);
             }
             if let Some((state, lamport)) = r.state {
-                self.apply(
-                    now,
-                    Update::State {
-                        name: r.name,
-                        state,
-                        lamport,
-                    },
-                );
+                let u = UpdateRef::State {
+                    name,
+                    state,
+                    lamport,
+                };
+                if !self.is_old_news(&u) {
+                    self.apply(now, u.to_owned());
+                }
             }
         }
     }
@@ -1785,7 +1795,7 @@ impl Node {
 
     fn collect_tombstones(&mut self, now: Instant) {
         let ttl = self.config.tombstone_ttl;
-        let expired: Vec<String> = if self.tombstone_count() == 0 {
+        let expired: Vec<String> = if self.first_tombstone_expiry().is_none_or(|t| now < t) {
             Vec::new()
         } else {
             self.members
@@ -1846,6 +1856,7 @@ impl Node {
 mod tests {
     use super::*;
     use crate::testkit::SimNet;
+    use crate::wire::MemberRecord;
 
     /// The digest as first written: over a copy of `live_members()`.
     fn digest_of_copies(n: &Node) -> u32 {

@@ -264,19 +264,20 @@ impl UpdateRef<'_> {
 }
 
 /// A decoded message.
-pub type Body = BodyOf<Update>;
+pub type Body = BodyOf<Update, MemberRecord>;
 
-/// A decoded message whose packet updates are `U` ([`Update`], or [`UpdateRef`] borrowing the
-/// bytes: see [`decode_ref`]).
+/// A decoded message whose packet updates are `U` and full-state members `M` ([`Update`] and
+/// [`MemberRecord`], or [`UpdateRef`] and [`MemberRecordRef`] borrowing the bytes: see
+/// [`decode_ref`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyOf<U> {
+pub enum BodyOf<U, M> {
     Packet {
         primary: Option<Primary>,
         updates: Vec<U>,
     },
     PushPull {
         join: bool,
-        members: Vec<MemberRecord>,
+        members: Vec<M>,
     },
     Rejected(Rejection),
 }
@@ -502,14 +503,26 @@ pub fn encode_push_pull(env: &Envelope, join: bool, members: &[MemberRecord]) ->
     encode_push_pull_body(env, join, &body)
 }
 
-/// One member of a full-state exchange, borrowed from a member table.
-#[derive(Debug, Clone, Copy)]
+/// One member of a full-state exchange, borrowed from a member table or from received bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberRecordRef<'a> {
     pub name: &'a str,
     pub addr: &'a str,
     pub incarnation: u64,
     pub status: Status,
     pub state: Option<(NodeState, u64)>,
+}
+
+impl MemberRecordRef<'_> {
+    pub fn to_owned(&self) -> MemberRecord {
+        MemberRecord {
+            name: self.name.into(),
+            addr: self.addr.into(),
+            incarnation: self.incarnation,
+            status: self.status,
+            state: self.state,
+        }
+    }
 }
 
 /// The member list of a full-state exchange (count, then records), to be framed by
@@ -694,7 +707,10 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
             primary,
             updates: updates.iter().map(UpdateRef::to_owned).collect(),
         },
-        BodyOf::PushPull { join, members } => Body::PushPull { join, members },
+        BodyOf::PushPull { join, members } => Body::PushPull {
+            join,
+            members: members.iter().map(MemberRecordRef::to_owned).collect(),
+        },
         BodyOf::Rejected(r) => Body::Rejected(r),
     };
     Ok((env, body))
@@ -704,7 +720,7 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
 pub fn decode_ref(
     bytes: &[u8],
     max_bytes: usize,
-) -> Result<(Envelope, BodyOf<UpdateRef<'_>>), WireError> {
+) -> Result<(Envelope, BodyOf<UpdateRef<'_>, MemberRecordRef<'_>>), WireError> {
     if bytes.len() > max_bytes {
         return Err(WireError::TooLarge {
             len: bytes.len(),
@@ -781,8 +797,8 @@ pub fn decode_ref(
             let n = r.count("member count", 5)?;
             let mut members = Vec::with_capacity(n);
             for _ in 0..n {
-                let name = r.str("member.name")?;
-                let addr = r.str("member.addr")?;
+                let name = r.str_ref("member.name")?;
+                let addr = r.str_ref("member.addr")?;
                 let incarnation = r.varint("member.incarnation")?;
                 let tag = r.u8("member.status")?;
                 let status = Status::from_wire(tag).ok_or(WireError::BadTag {
@@ -799,7 +815,7 @@ pub fn decode_ref(
                         Some((s, r.varint("member.lamport")?))
                     }
                 };
-                members.push(MemberRecord {
+                members.push(MemberRecordRef {
                     name,
                     addr,
                     incarnation,
