@@ -431,6 +431,7 @@ impl ScaleReport {
         );
         let _ = writeln!(md, "|---|---|---|---|---|");
         let mut at: Vec<u32> = self.anchors.iter().map(|a| a.nodes).collect();
+        at.sort_unstable();
         at.dedup();
         for n in at {
             for a in self.anchors.iter().filter(|a| a.nodes == n) {
