@@ -167,6 +167,9 @@ pub struct View(Arc<ViewInner>);
 struct ViewInner {
     members: Vec<MemberView>,
     derived: OnceLock<Derived>,
+    /// Whether the view lists a given name (its owner's, in practice), memoised for the first
+    /// name asked: the shape check asks it of every live node at every observation.
+    lists: OnceLock<(String, bool)>,
 }
 
 #[derive(Clone)]
@@ -183,6 +186,7 @@ impl View {
         View(Arc::new(ViewInner {
             members,
             derived: OnceLock::new(),
+            lists: OnceLock::new(),
         }))
     }
 
@@ -195,6 +199,7 @@ impl View {
     pub fn to_mut(&mut self) -> &mut Vec<MemberView> {
         let inner = Arc::make_mut(&mut self.0);
         inner.derived = OnceLock::new();
+        inner.lists = OnceLock::new();
         &mut inner.members
     }
 
@@ -219,6 +224,22 @@ impl View {
                 unsorted_at,
             }
         })
+    }
+
+    /// Whether a member is named `name`.
+    pub fn lists(&self, name: &str) -> bool {
+        if let Some((n, listed)) = self.0.lists.get() {
+            if n == name {
+                return *listed;
+            }
+        }
+        let listed = self
+            .0
+            .members
+            .binary_search_by(|m| m.name.as_str().cmp(name))
+            .is_ok();
+        let _ = self.0.lists.set((name.to_string(), listed));
+        listed
     }
 
     /// How many members are participants ([`MemberView::is_participant`]).
@@ -400,7 +421,7 @@ impl Observation {
                     ));
                 }
             }
-            if n.live && n.member(&n.name).is_none() {
+            if n.live && !n.members.lists(&n.name) {
                 return Some(format!(
                     "{}: a live node must list itself among its members",
                     n.name
