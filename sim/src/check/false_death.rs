@@ -4,7 +4,7 @@
 //! observations, never changes them.
 
 use super::{Violation, Violations};
-use crate::observe::{Observation, Reachability, Status, View};
+use crate::observe::{MemberView, NodeObservation, Observation, Reachability, Status, View};
 
 pub const INVARIANT: &str = "no_false_death";
 
@@ -66,6 +66,28 @@ impl Prev {
     }
 }
 
+/// Forward-only lookup in a slice sorted by unique name: asked for names in ascending order,
+/// it finds each in amortised O(1) (a merge walk).
+struct Seek<'a, T> {
+    items: &'a [T],
+    at: usize,
+    name: fn(&T) -> &str,
+}
+
+impl<'a, T> Seek<'a, T> {
+    fn new(items: &'a [T], name: fn(&T) -> &str) -> Self {
+        Seek { items, at: 0, name }
+    }
+
+    fn find(&mut self, name: &str) -> Option<(usize, &'a T)> {
+        while self.at < self.items.len() && (self.name)(&self.items[self.at]) < name {
+            self.at += 1;
+        }
+        let item = self.items.get(self.at)?;
+        ((self.name)(item) == name).then_some((self.at, item))
+    }
+}
+
 impl NoFalseDeathChecker {
     pub fn observe(&mut self, obs: &Observation) {
         if let Some(prev) = &self.prev {
@@ -80,16 +102,23 @@ impl NoFalseDeathChecker {
                 if o.members.same(o_view) {
                     continue; // the same view: nobody newly suspected or declared dead
                 }
+                // Members come in name order, as do the previous view, the previous node list
+                // and this observation's nodes: look them up by walking forward (a merge), not
+                // by binary search, so a 1,000-member view costs one pass.
+                let mut prev_names = Seek::new(&prev.names, |n: &String| n.as_str());
+                let mut prev_view = Seek::new(o_view, |m: &MemberView| m.name.as_str());
+                let mut nodes_now = Seek::new(&obs.nodes, |n: &NodeObservation| n.name.as_str());
                 for m in &o.members {
                     if m.name == o.name || !matches!(m.status, Status::Dead | Status::Suspect) {
                         continue;
                     }
-                    let Some(mi) = prev.index(&m.name) else {
+                    let Some((mi, _)) = prev_names.find(&m.name) else {
                         continue;
                     };
-                    let Some(was) = prev.status(oi, &m.name) else {
+                    let Some((_, was)) = prev_view.find(&m.name) else {
                         continue;
                     };
+                    let was = was.status;
                     let newly = match m.status {
                         Status::Dead => matches!(was, Status::Alive | Status::Suspect),
                         _ => was == Status::Alive,
@@ -97,7 +126,7 @@ impl NoFalseDeathChecker {
                     if !newly {
                         continue;
                     }
-                    let Some(member_now) = obs.node(&m.name) else {
+                    let Some((_, member_now)) = nodes_now.find(&m.name) else {
                         continue;
                     };
                     let (m_live, m_restarts, _) = &prev.nodes[mi];
