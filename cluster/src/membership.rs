@@ -1062,17 +1062,27 @@ impl Node {
 
     /// Exchange state with one random dead member, in case it was only cut off.
     fn reconnect(&mut self) {
-        let mut dead: Vec<String> = self
+        self.push_pull_with_random(Status::Dead);
+    }
+
+    fn periodic_push_pull(&mut self) {
+        self.push_pull_with_random(Status::Alive);
+    }
+
+    /// Exchange full state with one member in `status`, picked at random (by address order,
+    /// so the pick depends only on the seed).
+    fn push_pull_with_random(&mut self, status: Status) {
+        let mut candidates: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.status == Status::Dead)
+            .filter(|m| m.status == status)
             .map(|m| m.addr.clone())
             .collect();
-        if dead.is_empty() {
+        if candidates.is_empty() {
             return;
         }
-        dead.sort();
-        let to = dead[self.rng.gen_range(0..dead.len())].clone();
+        candidates.sort();
+        let to = candidates[self.rng.gen_range(0..candidates.len())].clone();
         let payload = self.encode_state(Kind::PushPullRequest, false);
         self.stats.push_pulls_tx += 1;
         self.push_out(Transmit {
@@ -1282,27 +1292,6 @@ impl Node {
             self.stats.outbox_dropped += 1;
         }
         self.outbox.push_back(t);
-    }
-
-    fn periodic_push_pull(&mut self) {
-        let mut candidates: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| m.status == Status::Alive)
-            .map(|m| m.addr.clone())
-            .collect();
-        if candidates.is_empty() {
-            return;
-        }
-        candidates.sort();
-        let to = candidates[self.rng.gen_range(0..candidates.len())].clone();
-        let payload = self.encode_state(Kind::PushPullRequest, false);
-        self.stats.push_pulls_tx += 1;
-        self.push_out(Transmit {
-            to,
-            kind: TransmitKind::PushPull { join: false },
-            payload,
-        });
     }
 
     fn envelope(&self, kind: Kind) -> Envelope {
