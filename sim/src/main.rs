@@ -13,14 +13,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use sim::engine::{EngineKind, EngineRegistry};
 use sim::regress::{run_gate, update_baselines, GateConfig, Tolerance};
-use sim::run::{default_out_dir, run, write_outputs, RunOutput};
+use sim::run::{default_out_dir, run, run_with_progress, write_outputs, RunOutput};
 use sim::scenario::Scenario;
 use sim::sweep::{SeedRange, Sweep};
 
@@ -214,7 +214,30 @@ fn scenario_command(
         None => {
             let seed = seed.unwrap_or(scenario.seed);
             let started = Instant::now();
-            let output = match run(&scenario, seed, engine) {
+            // A progress bar on stderr (hidden when it is not a terminal), for runs that last:
+            // it appears once a run has taken a second.
+            let mut bar: Option<ProgressBar> = None;
+            let total_ms = scenario.duration_ms();
+            let result = run_with_progress(&scenario, seed, engine, &mut |at_ms| {
+                if bar.is_none() && started.elapsed() >= Duration::from_secs(1) {
+                    let b = ProgressBar::new(total_ms);
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{msg}: {bar:30} {percent}% of the simulated time [{elapsed_precise}, eta {eta}]",
+                        )
+                        .expect("valid template"),
+                    );
+                    b.set_message(scenario.name.clone());
+                    bar = Some(b);
+                }
+                if let Some(b) = &bar {
+                    b.set_position(at_ms);
+                }
+            });
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let output = match result {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("error: {} (seed {seed}): {e}", scenario.file);

@@ -24,11 +24,43 @@ pub struct RunOutput {
 
 /// Runs `scenario` on `engine` with `seed` and checks everything.
 pub fn run(scenario: &Scenario, seed: u64, engine: &dyn Engine) -> Result<RunOutput, EngineError> {
+    run_with_progress(scenario, seed, engine, &mut |_| {})
+}
+
+/// [`run`], telling `progress` the simulated time (ms) of every observation as it is checked:
+/// a progress bar for runs that take minutes.
+pub fn run_with_progress(
+    scenario: &Scenario,
+    seed: u64,
+    engine: &dyn Engine,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RunOutput, EngineError> {
     analyze(scenario, seed, engine.kind(), |sink| {
+        let mut tee = Progress {
+            inner: sink,
+            progress,
+        };
         engine
-            .run(scenario, seed, sink)
+            .run(scenario, seed, &mut tee)
             .map(|outcome| outcome.counters)
     })
+}
+
+/// Passes everything on to the checks, and the time of each observation to a callback.
+struct Progress<'a> {
+    inner: &'a mut dyn ObservationSink,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl ObservationSink for Progress<'_> {
+    fn event(&mut self, record: &crate::observe::EventRecord) {
+        self.inner.event(record);
+    }
+
+    fn observe(&mut self, observation: &crate::observe::Observation) {
+        self.inner.observe(observation);
+        (self.progress)(observation.at_ms);
+    }
 }
 
 /// Checks whatever `feed` sends (an engine, or a recorded run replayed) as a run of `scenario`.
