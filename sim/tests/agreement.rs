@@ -11,7 +11,7 @@
 //! Release profile only (CI runs `cargo test --release`): 280 turmoil runs take ~40 s there on
 //! two cores, ten times that in a debug build.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use sim::engine::{EngineKind, EngineRegistry};
@@ -25,12 +25,7 @@ const FLOOR_MS: u64 = 2_000;
 
 fn small_scenarios() -> Vec<Scenario> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("scenarios/ exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let files = sim::regress::scenario_files(&dir).unwrap_or_else(|e| panic!("{e}"));
     files
         .iter()
         .map(|f| Scenario::load(f).unwrap_or_else(|e| panic!("{e}")))

@@ -9,12 +9,7 @@ use sim::testkit::{modulo, OracleEngine};
 
 fn shipped_scenarios() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("scenarios/ exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let files = sim::regress::scenario_files(&dir).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         files.len() >= 7,
         "expected the seven fault stories, found {files:?}"
