@@ -57,6 +57,15 @@ impl Target {
         &self.0
     }
 
+    /// The label set, to change (relabeling) and wrap again with [`Target::from_map`].
+    pub fn into_labels(self) -> BTreeMap<String, String> {
+        self.0
+    }
+
+    pub fn from_map(labels: BTreeMap<String, String>) -> Target {
+        Target(labels)
+    }
+
     /// `__address__`, or `""` when missing.
     pub fn address(&self) -> &str {
         self.get("__address__").unwrap_or("")

@@ -358,6 +358,55 @@ impl Collector for PipelineCollector {
                     .collect::<Vec<_>>(),
             )?;
         }
+        if !stats.metric_relabels.is_empty() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let relabels = &stats.metric_relabels;
+            let id = |c: &crate::pipeline::MetricRelabelStats| {
+                vec![("component_id", c.component_id.clone())]
+            };
+            let counters: [CounterOf<crate::relabel::MetricRelabelMetrics>; 4] = [
+                (
+                    "prometheus_relabel_metrics_processed",
+                    "Samples a prometheus.relabel component received.",
+                    |m| m.processed.load(Relaxed),
+                ),
+                (
+                    "prometheus_relabel_metrics_written",
+                    "Samples a prometheus.relabel component forwarded (not dropped by its rules).",
+                    |m| m.written.load(Relaxed),
+                ),
+                (
+                    "prometheus_relabel_cache_hits",
+                    "Series whose relabel result came from the cache.",
+                    |m| m.cache_hits.load(Relaxed),
+                ),
+                (
+                    "prometheus_relabel_cache_misses",
+                    "Series relabeled because their result was not cached.",
+                    |m| m.cache_misses.load(Relaxed),
+                ),
+            ];
+            for (name, help, value) in counters {
+                counter_family(
+                    &mut e,
+                    name,
+                    help,
+                    &relabels
+                        .iter()
+                        .map(|c| (id(c), value(&c.metrics)))
+                        .collect::<Vec<_>>(),
+                )?;
+            }
+            gauge_family(
+                &mut e,
+                "prometheus_relabel_cache_size",
+                "Series whose relabel result is cached.",
+                &relabels
+                    .iter()
+                    .map(|c| (id(c), c.metrics.cache_size.load(Relaxed) as i64))
+                    .collect::<Vec<_>>(),
+            )?;
+        }
         if stats.remote_writes.is_empty() {
             return Ok(());
         }

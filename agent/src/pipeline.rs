@@ -1,5 +1,6 @@
 //! The running components of one configuration — `prometheus.remote_write`,
-//! `discovery.file`, `prometheus.scrape` — and the glue between them and the cluster.
+//! `prometheus.relabel`, `discovery.file`, `discovery.relabel`, `prometheus.scrape` — and the
+//! glue between them and the cluster.
 //!
 //! It owns: starting the components of a [`Config`], swapping them on reload (unchanged
 //! components keep running), and ownership — which targets each scrape component scrapes on
@@ -26,8 +27,13 @@ use cluster::NodeState;
 use runtime::ClusterView;
 use tokio::sync::{watch, Notify};
 
-use crate::config::{Config, FileDiscoveryConfig, ScrapeConfig};
+use crate::config::{
+    Config, DiscoveryRelabelConfig, FileDiscoveryConfig, MetricRelabelConfig, Receiver,
+    ScrapeConfig, TargetsSource,
+};
 use crate::discovery::{DiscoveryHandle, FileDiscovery, Target};
+use crate::http_client::HttpClient;
+use crate::relabel::{relabel_targets, MetricRelabel, MetricRelabelMetrics};
 use crate::remote_write::{MetricsSnapshot, RemoteWrite};
 use crate::scrape::{Appender, ManagerOptions, ScrapeManager, StopMode};
 
@@ -50,7 +56,11 @@ pub struct Pipeline {
 
 struct State {
     remote_writes: BTreeMap<String, Arc<RemoteWrite>>,
+    /// `prometheus.relabel` components, rebuilt on every apply (they hold only a cache).
+    metric_relabels: BTreeMap<String, (MetricRelabelConfig, Arc<MetricRelabel>)>,
     discoveries: BTreeMap<String, DiscoveryComponent>,
+    /// `discovery.relabel` components: pure functions of their inputs.
+    discovery_relabels: BTreeMap<String, DiscoveryRelabelConfig>,
     scrapes: BTreeMap<String, ScrapeComponent>,
     /// Live members and their states, sorted by name, as last seen.
     peers: Vec<Peer>,
@@ -103,11 +113,41 @@ pub struct RemoteWriteStats {
     pub metrics: MetricsSnapshot,
 }
 
+/// One `prometheus.relabel` component as `/metrics` shows it.
+#[derive(Debug, Clone)]
+pub struct MetricRelabelStats {
+    /// `prometheus.relabel.NAME`.
+    pub component_id: String,
+    pub metrics: Arc<MetricRelabelMetrics>,
+}
+
 /// What the pipeline is doing, for `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct PipelineStats {
     pub scrapes: Vec<ScrapeStats>,
     pub remote_writes: Vec<RemoteWriteStats>,
+    pub metric_relabels: Vec<MetricRelabelStats>,
+}
+
+/// Builds the HTTP client of every component of `config` and drops them: reads every
+/// certificate, key and credentials file once, so a configuration that names a missing or
+/// bad file is refused at load (and a reload keeps the running one) with the component named.
+pub fn check_clients(config: &Config) -> Result<(), String> {
+    for s in &config.scrapes {
+        HttpClient::new(&s.client, crate::http_client::USER_AGENT)
+            .map_err(|e| format!("{}: {e}", s.id()))?;
+    }
+    for rw in &config.remote_writes {
+        for e in &rw.endpoints {
+            HttpClient::new(&e.client, crate::http_client::USER_AGENT).map_err(|err| {
+                format!(
+                    "prometheus.remote_write.{} endpoint {:?}: {err}",
+                    rw.name, e.name
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 impl Pipeline {
@@ -119,7 +159,9 @@ impl Pipeline {
             node: node.to_string(),
             state: Mutex::new(State {
                 remote_writes: BTreeMap::new(),
+                metric_relabels: BTreeMap::new(),
                 discoveries: BTreeMap::new(),
+                discovery_relabels: BTreeMap::new(),
                 scrapes: BTreeMap::new(),
                 peers: Vec::new(),
                 stopped: false,
@@ -161,14 +203,59 @@ impl Pipeline {
             let rw = match old_rw.remove(&cfg.name) {
                 Some(rw) if rw.config() == cfg => rw,
                 old => {
-                    retired.extend(old);
-                    tracing::info!(component = %format!("prometheus.remote_write.{}", cfg.name), "starting");
-                    RemoteWrite::start(cfg.clone())
+                    let id = format!("prometheus.remote_write.{}", cfg.name);
+                    match RemoteWrite::start(cfg.clone()) {
+                        Ok(rw) => {
+                            retired.extend(old);
+                            tracing::info!(component = %id, "starting");
+                            rw
+                        }
+                        // Checked at load (check_clients); a file that went bad since keeps
+                        // the running component, if any.
+                        Err(e) => {
+                            tracing::error!(component = %id, error = %e, "cannot start");
+                            match old {
+                                Some(old) => old,
+                                None => continue,
+                            }
+                        }
+                    }
                 }
             };
             st.remote_writes.insert(cfg.name.clone(), rw);
         }
         retired.extend(old_rw.into_values());
+
+        // 1b. prometheus.relabel, each after the relabels it forwards to (no loops: checked
+        // at load).
+        st.metric_relabels.clear();
+        let mut pending: Vec<&MetricRelabelConfig> = config.metric_relabels.iter().collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            pending.retain(|cfg| {
+                let ready = cfg.forward_to.iter().all(|r| match r {
+                    Receiver::Relabel(n) => st.metric_relabels.contains_key(n),
+                    Receiver::RemoteWrite(_) => true,
+                });
+                if ready {
+                    let sinks = sinks_of(&cfg.forward_to, &st.remote_writes, &st.metric_relabels);
+                    let component =
+                        MetricRelabel::new(cfg.rules.clone(), sinks, cfg.max_cache_size);
+                    st.metric_relabels
+                        .insert(cfg.name.clone(), ((*cfg).clone(), Arc::new(component)));
+                }
+                !ready
+            });
+            assert!(
+                pending.len() < before,
+                "prometheus.relabel loop passed the config check"
+            );
+        }
+        st.discovery_relabels = config
+            .discovery_relabels
+            .iter()
+            .map(|d| (d.name.clone(), d.clone()))
+            .collect();
 
         // 2. discovery.file.
         let mut old_disc = std::mem::take(&mut st.discoveries);
@@ -201,15 +288,14 @@ impl Pipeline {
         // 3. prometheus.scrape.
         let mut old_scrapes = std::mem::take(&mut st.scrapes);
         for cfg in &config.scrapes {
-            let sinks: Vec<Arc<dyn Appender>> = cfg
-                .forward_to
-                .iter()
-                .filter_map(|name| st.remote_writes.get(name).map(|rw| rw.receiver()))
-                .collect();
+            let sinks = sinks_of(&cfg.forward_to, &st.remote_writes, &st.metric_relabels);
             let comp = match old_scrapes.remove(&cfg.name) {
                 Some(mut comp) if comp.config.clustering_enabled == cfg.clustering_enabled => {
-                    comp.manager.update(cfg.clone(), sinks);
-                    comp.config = cfg.clone();
+                    if let Err(e) = comp.manager.update(cfg.clone(), sinks) {
+                        tracing::error!(component = %cfg.id(), error = %e, "settings not applied; the previous ones stay");
+                    } else {
+                        comp.config = cfg.clone();
+                    }
                     comp
                 }
                 // New, or clustering switched (the hand-over options differ): a new manager;
@@ -222,9 +308,16 @@ impl Pipeline {
                         scrape_new_targets_immediately: cfg.clustering_enabled,
                         ..ManagerOptions::default()
                     };
+                    let manager = match ScrapeManager::with_options(cfg.clone(), sinks, options) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::error!(component = %cfg.id(), error = %e, "cannot start");
+                            continue;
+                        }
+                    };
                     ScrapeComponent {
                         config: cfg.clone(),
-                        manager: ScrapeManager::with_options(cfg.clone(), sinks, options),
+                        manager,
                         sharder,
                         targets: Vec::new(),
                         owned: 0,
@@ -240,7 +333,7 @@ impl Pipeline {
 
         // 4. Targets and ownership under the new configuration.
         for comp in st.scrapes.values_mut() {
-            let targets = current_targets(&comp.config, &st.discoveries);
+            let targets = current_targets(&comp.config, &st.discoveries, &st.discovery_relabels);
             let gone = comp.set_target_list(targets).unwrap_or_default();
             comp.reassign(&self.node, st.stopped, &gone);
         }
@@ -280,7 +373,7 @@ impl Pipeline {
         let mut guard = self.state.lock().unwrap();
         let st = &mut *guard;
         for comp in st.scrapes.values_mut() {
-            let targets = current_targets(&comp.config, &st.discoveries);
+            let targets = current_targets(&comp.config, &st.discoveries, &st.discovery_relabels);
             if let Some(gone) = comp.set_target_list(targets) {
                 comp.reassign(&self.node, st.stopped, &gone);
             }
@@ -343,6 +436,14 @@ impl Pipeline {
                             endpoint,
                             metrics: m.snapshot(),
                         })
+                })
+                .collect(),
+            metric_relabels: st
+                .metric_relabels
+                .iter()
+                .map(|(name, (_, c))| MetricRelabelStats {
+                    component_id: format!("prometheus.relabel.{name}"),
+                    metrics: c.metrics(),
                 })
                 .collect(),
         }
@@ -414,19 +515,63 @@ impl ScrapeComponent {
     }
 }
 
-/// The component's targets now: static ones and the current exports of the discoveries it
-/// references, one per shard key (the first wins), ordered by key.
+/// The receivers named by `forward_to` that are running.
+fn sinks_of(
+    forward_to: &[Receiver],
+    remote_writes: &BTreeMap<String, Arc<RemoteWrite>>,
+    relabels: &BTreeMap<String, (MetricRelabelConfig, Arc<MetricRelabel>)>,
+) -> Vec<Arc<dyn Appender>> {
+    forward_to
+        .iter()
+        .filter_map(|r| match r {
+            Receiver::RemoteWrite(n) => remote_writes.get(n).map(|rw| rw.receiver()),
+            Receiver::Relabel(n) => relabels.get(n).map(|(_, c)| c.clone() as Arc<dyn Appender>),
+        })
+        .collect()
+}
+
+/// The targets of `sources` now: static ones, the current exports of the `discovery.file`
+/// components, and the outputs of the `discovery.relabel` components (their own sources
+/// resolved the same way; loops were refused at load).
+fn resolve_sources(
+    sources: &[TargetsSource],
+    discoveries: &BTreeMap<String, DiscoveryComponent>,
+    relabels: &BTreeMap<String, DiscoveryRelabelConfig>,
+) -> Vec<Target> {
+    let mut out = Vec::new();
+    for source in sources {
+        match source {
+            TargetsSource::Static(t) => out.push(t.clone()),
+            TargetsSource::DiscoveryFile(name) => {
+                if let Some(d) = discoveries.get(name) {
+                    out.extend(d.handle.targets().borrow().iter().cloned());
+                }
+            }
+            TargetsSource::DiscoveryRelabel(name) => {
+                if let Some(r) = relabels.get(name) {
+                    let input = resolve_sources(&r.targets, discoveries, relabels);
+                    out.extend(relabel_targets(input, &r.rules));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The component's targets now, one per shard key (the first wins), ordered by key. Targets
+/// without `__address__` (a relabel rule emptied it) are dropped here, before sharding, as
+/// Prometheus drops them.
 fn current_targets(
     config: &ScrapeConfig,
     discoveries: &BTreeMap<String, DiscoveryComponent>,
+    relabels: &BTreeMap<String, DiscoveryRelabelConfig>,
 ) -> Vec<Target> {
-    let all = config.resolve_targets(|name| {
-        discoveries
-            .get(name)
-            .map(|d| d.handle.targets().borrow().clone())
-            .unwrap_or_default()
-    });
-    let mut keyed: Vec<(u64, Target)> = all.into_iter().map(|t| (t.shard_key(), t)).collect();
+    let all = resolve_sources(&config.targets, discoveries, relabels);
+    let mut keyed: Vec<(u64, Target)> = all
+        .into_iter()
+        .filter(|t| !t.address().is_empty())
+        .map(|t| (t.shard_key(), t))
+        .collect();
     keyed.sort_by_key(|(k, _)| *k);
     keyed.dedup_by_key(|(k, _)| *k);
     keyed.into_iter().map(|(_, t)| t).collect()

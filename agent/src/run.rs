@@ -90,6 +90,7 @@ fn load_config(path: Option<&Path>) -> Result<(String, Config), String> {
     let src = std::str::from_utf8(&bytes)
         .map_err(|e| format!("config file {shown} is not UTF-8: {e}"))?;
     let config = Config::from_str(src, &shown).map_err(|e| e.to_string())?;
+    crate::pipeline::check_clients(&config).map_err(|e| format!("{shown}: {e}"))?;
     Ok((sha256_hex(&bytes), config))
 }
 

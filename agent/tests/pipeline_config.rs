@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agent::config::{Config, TargetsSource};
+use agent::config::{Config, Receiver, TargetsSource};
 use agent::discovery::Target;
 
 const FULL: &str = r#"
@@ -65,7 +65,13 @@ fn a_full_config_parses_with_references_in_any_order() {
         d.targets,
         vec![TargetsSource::DiscoveryFile("nodes".into())]
     );
-    assert_eq!(d.forward_to, vec!["main", "backup"]);
+    assert_eq!(
+        d.forward_to,
+        vec![
+            Receiver::RemoteWrite("main".into()),
+            Receiver::RemoteWrite("backup".into())
+        ]
+    );
     assert_eq!(d.job_name, "node");
     assert_eq!(d.scrape_interval, Duration::from_secs(15));
     assert_eq!(d.scrape_timeout, Duration::from_secs(5));
@@ -128,21 +134,6 @@ fn defaults_follow_prometheus_and_alloy() {
 }
 
 #[test]
-fn resolve_targets_fills_references_from_discovery() {
-    let c = Config::from_str(FULL, "t").unwrap();
-    let found = c.scrape("default").unwrap().resolve_targets(|name| {
-        assert_eq!(name, "nodes");
-        vec![Target::from_address("a:1"), Target::from_address("b:1")]
-    });
-    assert_eq!(found.len(), 2);
-    let s = c
-        .scrape("static")
-        .unwrap()
-        .resolve_targets(|_| unreachable!());
-    assert_eq!(s[1].get("__metrics_path__"), Some("/m"));
-}
-
-#[test]
 fn config_hash_ignores_formatting_and_order_but_not_settings() {
     let a = Config::from_str(FULL, "a").unwrap();
     let mut blocks: Vec<&str> = FULL.split("\n\n").collect();
@@ -153,9 +144,10 @@ fn config_hash_ignores_formatting_and_order_but_not_settings() {
     let changed = Config::from_str(&FULL.replace("\"15s\"", "\"16s\""), "c").unwrap();
     assert_ne!(a.config_hash(), changed.config_hash());
     assert_eq!(a.config_hash_hex().len(), 16);
-    // Stable across runs and versions of this code: a change here is a drift for users.
+    // Stable across runs and platforms: a change here is a drift for users, who see it
+    // once per upgrade that adds settings (new components changed it last).
     let tiny = Config::from_str("", "t").unwrap();
-    insta::assert_snapshot!(tiny.config_hash_hex(), @"ce76d10fcabb690a");
+    insta::assert_snapshot!(tiny.config_hash_hex(), @"8fa52ba5ba15df23");
 }
 
 #[test]
@@ -171,7 +163,7 @@ fn from_file_reports_missing_files_and_uses_the_path_in_errors() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}:2:3: unknown component `bogus.block`; expected one of: prometheus.scrape, discovery.file, prometheus.remote_write",
+            "{}:2:3: unknown component `bogus.block`; expected one of: prometheus.scrape, discovery.file, discovery.relabel, prometheus.relabel, prometheus.remote_write",
             path.display()
         )
     );
@@ -179,11 +171,11 @@ fn from_file_reports_missing_files_and_uses_the_path_in_errors() {
 
 #[test]
 fn unknown_blocks_and_attributes_are_errors() {
-    insta::assert_snapshot!(err("loki.write \"x\" {}"), @"agent.alloy:1:1: unknown component `loki.write`; expected one of: prometheus.scrape, discovery.file, prometheus.remote_write");
+    insta::assert_snapshot!(err("loki.write \"x\" {}"), @"agent.alloy:1:1: unknown component `loki.write`; expected one of: prometheus.scrape, discovery.file, discovery.relabel, prometheus.relabel, prometheus.remote_write");
     insta::assert_snapshot!(err("discovery.file \"f\" {\n  files = [\"a.json\"]\n  refresh = \"1m\"\n}"), @"agent.alloy:3:3: unknown attribute `refresh` in discovery.file \"f\"; expected one of: files, refresh_interval");
-    insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n tls_config {}\n}"), @"agent.alloy:4:2: unknown block `tls_config` in prometheus.scrape \"s\"; expected one of: clustering");
+    insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n sigv4 {}\n}"), @"agent.alloy:4:2: unknown block `sigv4` in prometheus.scrape \"s\"; expected one of: clustering, basic_auth, authorization, tls_config, oauth2");
     insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n clustering { enable = true }\n}"), @"agent.alloy:4:15: unknown attribute `enable` in clustering block of prometheus.scrape \"s\"; expected one of: enabled");
-    insta::assert_snapshot!(err("x = 1"), @"agent.alloy:1:1: unexpected attribute `x` at top level; expected a component block (prometheus.scrape, discovery.file, prometheus.remote_write)");
+    insta::assert_snapshot!(err("x = 1"), @"agent.alloy:1:1: unexpected attribute `x` at top level; expected a component block (prometheus.scrape, discovery.file, discovery.relabel, prometheus.relabel, prometheus.remote_write)");
     insta::assert_snapshot!(err("prometheus.scrape {\n}"), @r#"agent.alloy:1:1: component `prometheus.scrape` needs a label; expected `prometheus.scrape "NAME" { ... }`"#);
 }
 
@@ -197,8 +189,8 @@ fn type_errors_say_what_was_expected() {
     insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n clustering { enabled = \"yes\" }\n}"), @"agent.alloy:4:25: expected bool, got string");
     insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = [{env = \"x\"}]\n forward_to = []\n}"), @r#"agent.alloy:2:13: target has no "__address__"; expected {"__address__" = "host:port", ...}"#);
     insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n scrape_interval = \"5s\"\n}"), @"agent.alloy:4:20: scrape_timeout (10s) is greater than scrape_interval (5s); expected scrape_timeout <= scrape_interval");
-    insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n scheme = \"https\"\n}"), @r#"agent.alloy:4:11: unsupported scheme "https"; expected "http" (TLS is not supported yet)"#);
-    insta::assert_snapshot!(err("prometheus.remote_write \"w\" {\n endpoint { url = \"localhost:9090\" }\n}"), @r#"agent.alloy:2:19: invalid url "localhost:9090"; expected an http:// URL such as "http://localhost:9090/api/v1/write" (TLS is not supported yet)"#);
+    insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n scheme = \"ftp\"\n}"), @r#"agent.alloy:4:11: unsupported scheme "ftp"; expected "http" or "https""#);
+    insta::assert_snapshot!(err("prometheus.remote_write \"w\" {\n endpoint { url = \"localhost:9090\" }\n}"), @r#"agent.alloy:2:19: invalid url "localhost:9090"; expected an http:// or https:// URL such as "https://mimir.example.com/api/v1/push""#);
     insta::assert_snapshot!(err("discovery.file \"f\" { files = [\"targets.txt\"] }"), @r#"agent.alloy:1:31: invalid file "targets.txt"; expected a path ending in .json, .yml or .yaml"#);
 }
 
@@ -210,7 +202,7 @@ fn references_are_checked() {
     insta::assert_snapshot!(err("prometheus.remote_write \"w\" { endpoint { url = \"http://h:1/w\" } }\nprometheus.scrape \"s\" {\n targets = prometheus.remote_write.w.receiver\n forward_to = []\n}"), @"agent.alloy:3:12: expected a list of targets, got `prometheus.remote_write.w.receiver`, which is a receiver");
     insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = [prometheus.remote_write.gone.receiver]\n}"), @"agent.alloy:3:16: reference `prometheus.remote_write.gone.receiver` points at `prometheus.remote_write.gone`, which does not exist (no prometheus.remote_write component is defined)");
     insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = [loki.write.x.receiver]\n}"), @"agent.alloy:3:16: unknown reference `loki.write.x.receiver`; expected a component export such as `prometheus.remote_write.NAME.receiver`");
-    insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = env(\"X\")\n forward_to = []\n}"), @"agent.alloy:2:12: function calls are not supported (`env(...)`); expected a literal value or a component export reference");
+    insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = to_lower(\"X\")\n forward_to = []\n}"), @"agent.alloy:2:12: expected list of target objects or a reference like discovery.file.NAME.targets, got string");
 }
 
 #[test]

@@ -234,11 +234,18 @@ async fn scraped_series_arrive_in_prometheus_with_job_and_instance() {
     // Wire the components the way `agent run` does (here every target is ours).
     let discovery = FileDiscovery::spawn(config.file_discoveries[0].clone());
     assert!(discovery.errors().is_empty(), "{:?}", discovery.errors());
-    let rw = RemoteWrite::start(config.remote_writes[0].clone());
+    let rw = RemoteWrite::start(config.remote_writes[0].clone()).unwrap();
     let scrape_cfg = config.scrapes[0].clone();
-    let manager = ScrapeManager::new(scrape_cfg.clone(), vec![rw.receiver()]);
+    let manager = ScrapeManager::new(scrape_cfg.clone(), vec![rw.receiver()]).unwrap();
     let discovered = discovery.targets().borrow().clone();
-    let owned = scrape_cfg.resolve_targets(|_| discovered.clone());
+    // The scrape component's targets are exactly the discovery's export.
+    assert_eq!(
+        scrape_cfg.targets,
+        vec![agent::config::TargetsSource::DiscoveryFile(
+            config.file_discoveries[0].name.clone()
+        )]
+    );
+    let owned = discovered;
     assert_eq!(owned.len(), 1);
     let report = manager.set_targets(owned);
     assert_eq!(report.started, 1, "{report:?}");

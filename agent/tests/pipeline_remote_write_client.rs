@@ -77,7 +77,7 @@ fn samples(n: usize) -> Vec<Sample> {
 #[tokio::test]
 async fn batches_carry_protocol_headers_and_decode_to_the_samples_sent() {
     let (server, seen) = receiver(vec![]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |_| {}));
+    let rw = RemoteWrite::start(config(&server.address(), |_| {})).unwrap();
     rw.receiver().append(&samples(3));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "3 samples sent", || {
@@ -112,7 +112,8 @@ async fn full_batches_go_at_once_and_the_rest_after_the_deadline() {
     let rw = RemoteWrite::start(config(&server.address(), |e| {
         e.queue.max_samples_per_send = 10;
         e.queue.batch_send_deadline = Duration::from_millis(300);
-    }));
+    }))
+    .unwrap();
     rw.receiver().append(&samples(25));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "25 samples sent", || {
@@ -132,7 +133,7 @@ async fn full_batches_go_at_once_and_the_rest_after_the_deadline() {
 #[tokio::test]
 async fn server_errors_and_429_are_retried_until_accepted() {
     let (server, seen) = receiver(vec![500, 503, 429]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |_| {}));
+    let rw = RemoteWrite::start(config(&server.address(), |_| {})).unwrap();
     rw.receiver().append(&samples(4));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "sent after retries", || {
@@ -154,7 +155,7 @@ async fn server_errors_and_429_are_retried_until_accepted() {
 #[tokio::test]
 async fn other_client_errors_are_not_retried() {
     let (server, _) = receiver(vec![400]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |_| {}));
+    let rw = RemoteWrite::start(config(&server.address(), |_| {})).unwrap();
     rw.receiver().append(&samples(5));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "batch failed", || {
@@ -170,7 +171,8 @@ async fn other_client_errors_are_not_retried() {
     let (server, _) = receiver(vec![429]).await;
     let rw = RemoteWrite::start(config(&server.address(), |e| {
         e.queue.retry_on_http_429 = false
-    }));
+    }))
+    .unwrap();
     rw.receiver().append(&samples(2));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "429 not retried", || {
@@ -187,7 +189,7 @@ async fn network_errors_are_retried_and_shutdown_gives_up_at_its_deadline() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let rw = RemoteWrite::start(config(&addr.to_string(), |_| {}));
+    let rw = RemoteWrite::start(config(&addr.to_string(), |_| {})).unwrap();
     rw.receiver().append(&samples(3));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "several attempts", || {
@@ -215,7 +217,8 @@ async fn a_full_queue_drops_and_counts_instead_of_growing() {
     let rw = RemoteWrite::start(config(&server.address(), |e| {
         e.queue.capacity = 5;
         e.queue.max_samples_per_send = 5;
-    }));
+    }))
+    .unwrap();
     rw.receiver().append(&samples(20));
     let metrics = rw.metrics()[0].1.clone();
     let snap = metrics.snapshot();
@@ -231,7 +234,7 @@ async fn external_labels_are_added_unless_present() {
     let mut cfg = config(&server.address(), |_| {});
     cfg.external_labels.insert("cluster".into(), "eu1".into());
     cfg.external_labels.insert("job".into(), "ignored".into());
-    let rw = RemoteWrite::start(cfg);
+    let rw = RemoteWrite::start(cfg).unwrap();
     rw.receiver().append(&samples(1));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "sent", || {

@@ -32,7 +32,7 @@ fn manager(config: ScrapeConfig) -> (ScrapeManager, Arc<Recorder>) {
         ..ManagerOptions::default()
     };
     (
-        ScrapeManager::with_options(config, vec![rec.clone()], options),
+        ScrapeManager::with_options(config, vec![rec.clone()], options).unwrap(),
         rec,
     )
 }
@@ -285,8 +285,8 @@ async fn a_target_handed_over_between_two_nodes_has_no_gap_and_no_staleness() {
     let (server, _) = counting_server("x 1\n").await;
     let interval_ms = 400;
     let rec = Arc::new(Recorder::default());
-    let node_a = ScrapeManager::new(config(interval_ms), vec![rec.clone()]);
-    let node_b = ScrapeManager::new(config(interval_ms), vec![rec.clone()]);
+    let node_a = ScrapeManager::new(config(interval_ms), vec![rec.clone()]).unwrap();
+    let node_b = ScrapeManager::new(config(interval_ms), vec![rec.clone()]).unwrap();
     let t = Target::from_address(&server.address());
 
     node_a.set_targets(vec![t.clone()]);

@@ -1,6 +1,7 @@
 //! The agent's configuration file: the subset of the Alloy (River) syntax for the components
-//! we support — `prometheus.scrape`, `discovery.file`, `prometheus.remote_write` — and the
-//! checked model they become. Loading is all-or-nothing: a file with any error yields a
+//! we support — `prometheus.scrape`, `discovery.file`, `discovery.relabel`,
+//! `prometheus.relabel`, `prometheus.remote_write` — with the standard library functions
+//! (`sys.env`, `constants.*`, `concat`, `format`, ...), and the checked model they become. Loading is all-or-nothing: a file with any error yields a
 //! [`ConfigError`] naming `file:line:col` and what was expected, so a reload can keep the old
 //! config running. This module starts nothing; the agent builds components from [`Config`].
 //!
@@ -16,17 +17,23 @@
 //! }
 //! ```
 
+mod client;
+mod components;
 mod duration;
 mod error;
 mod eval;
+mod fields;
+mod functions;
 mod lexer;
 mod model;
+mod rules;
 mod syntax;
 
 use std::path::Path;
 
 pub use duration::{format_duration, parse_bytes, parse_duration};
 pub use error::{ConfigError, Pos};
+pub use functions::{Environment, ProcessEnvironment};
 pub use model::*;
 
 /// Largest configuration file read.
@@ -57,14 +64,25 @@ impl Config {
     /// Parses and checks configuration text; `filename` is used in error messages.
     #[allow(clippy::should_implement_trait)] // takes a file name, unlike FromStr
     pub fn from_str(src: &str, filename: &str) -> Result<Config, ConfigError> {
-        let body = syntax::parse(src, filename)?;
+        Config::from_str_in(src, filename, &functions::ProcessEnvironment)
+    }
+
+    /// [`Config::from_str`] with `sys.env` and `constants.hostname` read from `env`.
+    pub fn from_str_in(
+        src: &str,
+        filename: &str,
+        env: &dyn Environment,
+    ) -> Result<Config, ConfigError> {
+        let mut body = syntax::parse(src, filename)?;
+        functions::fold_body(&mut body, filename, env)?;
         eval::evaluate(&body, filename)
     }
 
     /// A stable hash of what the configuration means, for the configuration-drift alert
     /// (nodes of one cluster should report the same value). Comments, whitespace, attribute
     /// order and component order do not change it; any setting does. It is xxhash64 (seed 0)
-    /// of a canonical JSON rendering, so it is the same on every platform and run.
+    /// of a canonical JSON rendering, so it is the same on every platform and run. Secrets
+    /// enter that rendering only as a hash of their value (see `http_client::Secret`).
     pub fn config_hash(&self) -> u64 {
         let mut canonical = self.clone();
         canonical.scrapes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -72,6 +90,12 @@ impl Config {
             .file_discoveries
             .sort_by(|a, b| a.name.cmp(&b.name));
         canonical.remote_writes.sort_by(|a, b| a.name.cmp(&b.name));
+        canonical
+            .discovery_relabels
+            .sort_by(|a, b| a.name.cmp(&b.name));
+        canonical
+            .metric_relabels
+            .sort_by(|a, b| a.name.cmp(&b.name));
         let bytes = serde_json::to_vec(&canonical).expect("config serializes");
         xxhash_rust::xxh64::xxh64(&bytes, 0)
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::discovery::Target;
+use crate::http_client::ClientSettings;
+use crate::relabel::Rule;
 
 /// Prometheus / Alloy `scrape_interval` default.
 pub const SCRAPE_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
@@ -20,15 +22,58 @@ pub const SCHEME_DEFAULT: &str = "http";
 pub const BODY_SIZE_LIMIT_DEFAULT_BYTES: u64 = 64 * 1024 * 1024;
 /// Prometheus file_sd / Alloy `discovery.file` `refresh_interval` default.
 pub const FILE_REFRESH_INTERVAL_DEFAULT: Duration = Duration::from_secs(5 * 60);
+/// Alloy `prometheus.relabel` `max_cache_size` default.
+pub const RELABEL_CACHE_SIZE_DEFAULT: usize = 100_000;
 /// Alloy `endpoint.remote_timeout` default.
 pub const REMOTE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
 /// A whole configuration file. Components keep source order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Config {
     pub scrapes: Vec<ScrapeConfig>,
     pub file_discoveries: Vec<FileDiscoveryConfig>,
+    pub discovery_relabels: Vec<DiscoveryRelabelConfig>,
+    pub metric_relabels: Vec<MetricRelabelConfig>,
     pub remote_writes: Vec<RemoteWriteConfig>,
+}
+
+/// Where samples go: the `receiver` export of a component.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Receiver {
+    /// `prometheus.remote_write.NAME.receiver`.
+    RemoteWrite(String),
+    /// `prometheus.relabel.NAME.receiver`.
+    Relabel(String),
+}
+
+impl Receiver {
+    /// The component id, e.g. `prometheus.relabel.NAME`.
+    pub fn id(&self) -> String {
+        match self {
+            Receiver::RemoteWrite(n) => format!("prometheus.remote_write.{n}"),
+            Receiver::Relabel(n) => format!("prometheus.relabel.{n}"),
+        }
+    }
+}
+
+/// `discovery.relabel "NAME" { targets = ...  rule { ... } }`: exports `output`, the targets
+/// after the rules (those a rule drops are gone), and `rules`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiscoveryRelabelConfig {
+    pub name: String,
+    pub targets: Vec<TargetsSource>,
+    pub rules: Vec<Rule>,
+}
+
+/// `prometheus.relabel "NAME" { forward_to = [...]  rule { ... } }`: exports `receiver`;
+/// applies the rules to every sample's series labels and forwards what is kept.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricRelabelConfig {
+    pub name: String,
+    pub forward_to: Vec<Receiver>,
+    pub rules: Vec<Rule>,
+    /// Relabel results kept per series (Alloy default 100000).
+    pub max_cache_size: usize,
 }
 
 /// `prometheus.scrape "NAME" { ... }`.
@@ -37,8 +82,8 @@ pub struct ScrapeConfig {
     /// The block label (`NAME`).
     pub name: String,
     pub targets: Vec<TargetsSource>,
-    /// Names of `prometheus.remote_write` components whose `receiver` gets the samples.
-    pub forward_to: Vec<String>,
+    /// The receivers that get the samples.
+    pub forward_to: Vec<Receiver>,
     /// Default: the component id, `prometheus.scrape.NAME` (as Alloy).
     pub job_name: String,
     pub scrape_interval: Duration,
@@ -50,8 +95,13 @@ pub struct ScrapeConfig {
     /// Default true: timestamps in the exposition are kept.
     pub honor_timestamps: bool,
     pub body_size_limit_bytes: u64,
+    /// `params = { NAME = ["value", ...] }`: query parameters of every scrape URL (a target's
+    /// `__param_NAME` label overrides its first value).
+    pub params: BTreeMap<String, Vec<String>>,
     /// `clustering { enabled = true }`: scrape only the targets this node owns.
     pub clustering_enabled: bool,
+    /// TLS, authentication, proxy, redirects, HTTP/2.
+    pub client: ClientSettings,
 }
 
 impl ScrapeConfig {
@@ -69,26 +119,15 @@ impl ScrapeConfig {
             honor_labels: false,
             honor_timestamps: true,
             body_size_limit_bytes: BODY_SIZE_LIMIT_DEFAULT_BYTES,
+            params: BTreeMap::new(),
             clustering_enabled: false,
+            client: ClientSettings::default(),
         }
     }
 
     /// The component id, `prometheus.scrape.NAME`.
     pub fn id(&self) -> String {
         format!("prometheus.scrape.{}", self.name)
-    }
-
-    /// All targets of this component: static ones as written, references filled in by
-    /// `discovered(name)` (the current `targets` export of `discovery.file.NAME`).
-    pub fn resolve_targets(&self, discovered: impl Fn(&str) -> Vec<Target>) -> Vec<Target> {
-        let mut out = Vec::new();
-        for source in &self.targets {
-            match source {
-                TargetsSource::Static(t) => out.push(t.clone()),
-                TargetsSource::DiscoveryFile(name) => out.extend(discovered(name)),
-            }
-        }
-        out
     }
 }
 
@@ -99,6 +138,8 @@ pub enum TargetsSource {
     Static(Target),
     /// `discovery.file.NAME.targets`.
     DiscoveryFile(String),
+    /// `discovery.relabel.NAME.output`.
+    DiscoveryRelabel(String),
 }
 
 /// `discovery.file "NAME" { files = [...] refresh_interval = "5m" }`.
@@ -126,19 +167,20 @@ pub struct EndpointConfig {
     /// Default: the URL (used in logs and metrics).
     pub name: String,
     pub remote_timeout: Duration,
-    /// Extra HTTP headers on every request.
-    pub headers: BTreeMap<String, String>,
     pub queue: QueueConfig,
+    /// TLS, authentication, extra `headers`, proxy, redirects, HTTP/2.
+    pub client: ClientSettings,
 }
 
 impl EndpointConfig {
+    /// An endpoint with every default; its name is the URL without any `user:password@`.
     pub fn with_defaults(url: &str) -> EndpointConfig {
         EndpointConfig {
             url: url.to_string(),
-            name: url.to_string(),
+            name: crate::http_client::redact_url(url),
             remote_timeout: REMOTE_TIMEOUT_DEFAULT,
-            headers: BTreeMap::new(),
             queue: QueueConfig::default(),
+            client: ClientSettings::default(),
         }
     }
 }

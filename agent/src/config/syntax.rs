@@ -1,7 +1,8 @@
 //! Syntax tree and parser for the Alloy (River) subset: a file is a body of statements; a
 //! statement is an attribute (`name = expr`) or a block (`a.b "label" { body }`). Expressions
-//! are literals, lists, objects and dotted references. No operators and no function calls.
-//! The parser checks shape only; `model.rs` checks meaning (known blocks, types, references).
+//! are literals, lists, objects, dotted references and function calls (`sys.env("HOST")`,
+//! `concat(a, b)`). No operators. The parser checks shape only; `functions.rs` evaluates
+//! calls and constants, `eval.rs` checks meaning (known blocks, types, references).
 
 use super::error::{ConfigError, Pos};
 use super::lexer::{tokenize, Tok, Token};
@@ -53,6 +54,8 @@ pub enum ExprKind {
     Object(Vec<(String, Pos, Expr)>),
     /// A dotted reference such as `discovery.file.nodes.targets`.
     Ref(Vec<String>),
+    /// A function call such as `sys.env("HOST")`: the dotted name and the arguments.
+    Call(Vec<String>, Vec<Expr>),
 }
 
 impl ExprKind {
@@ -66,6 +69,7 @@ impl ExprKind {
             ExprKind::List(_) => "list",
             ExprKind::Object(_) => "object",
             ExprKind::Ref(_) => "reference",
+            ExprKind::Call(..) => "function call",
         }
     }
 }
@@ -233,102 +237,124 @@ impl Parser<'_> {
     fn expr(&mut self) -> Result<Expr, ConfigError> {
         let t = self.next();
         let pos = t.pos;
-        let kind = match t.tok {
-            Tok::Str(s) => ExprKind::Str(s),
-            Tok::Num(n) => ExprKind::Num(n),
-            Tok::Minus => {
-                let n = self.next();
-                match n.tok {
-                    Tok::Num(v) => ExprKind::Num(-v),
-                    _ => return Err(self.unexpected(&n, "a number after `-`")),
+        let kind =
+            match t.tok {
+                Tok::Str(s) => ExprKind::Str(s),
+                Tok::Num(n) => ExprKind::Num(n),
+                Tok::Minus => {
+                    let n = self.next();
+                    match n.tok {
+                        Tok::Num(v) => ExprKind::Num(-v),
+                        _ => return Err(self.unexpected(&n, "a number after `-`")),
+                    }
                 }
-            }
-            Tok::Ident(ref id) if id == "true" => ExprKind::Bool(true),
-            Tok::Ident(ref id) if id == "false" => ExprKind::Bool(false),
-            Tok::Ident(ref id) if id == "null" => ExprKind::Null,
-            Tok::Ident(id) => {
-                let mut path = vec![id];
-                while self.peek().tok == Tok::Dot {
-                    self.next();
-                    let p = self.next();
-                    let Tok::Ident(part) = p.tok.clone() else {
-                        return Err(self.unexpected(&p, "an identifier after `.`"));
-                    };
-                    path.push(part);
-                }
-                if self.peek().tok == Tok::LParen {
-                    return Err(self.err(
-                        pos,
-                        format!(
-                            "function calls are not supported (`{}(...)`); expected a literal value or a component export reference",
-                            path.join(".")
-                        ),
-                    ));
-                }
-                ExprKind::Ref(path)
-            }
-            Tok::LBracket => {
-                self.enter(pos)?;
-                let mut items = Vec::new();
-                loop {
-                    if self.peek().tok == Tok::RBracket {
+                Tok::Ident(ref id) if id == "true" => ExprKind::Bool(true),
+                Tok::Ident(ref id) if id == "false" => ExprKind::Bool(false),
+                Tok::Ident(ref id) if id == "null" => ExprKind::Null,
+                Tok::Ident(id) => {
+                    let mut path = vec![id];
+                    while self.peek().tok == Tok::Dot {
                         self.next();
-                        break;
+                        let p = self.next();
+                        let Tok::Ident(part) = p.tok.clone() else {
+                            return Err(self.unexpected(&p, "an identifier after `.`"));
+                        };
+                        path.push(part);
                     }
-                    items.push(self.expr()?);
-                    let sep = self.next();
-                    match sep.tok {
-                        Tok::Comma => {}
-                        Tok::RBracket => break,
-                        _ => return Err(self.unexpected(&sep, "`,` or `]` in list")),
-                    }
-                }
-                self.depth -= 1;
-                ExprKind::List(items)
-            }
-            Tok::LBrace => {
-                self.enter(pos)?;
-                let mut fields: Vec<(String, Pos, Expr)> = Vec::new();
-                loop {
-                    let k = self.next();
-                    let key = match k.tok {
-                        Tok::RBrace => break,
-                        Tok::Str(ref s) => s.clone(),
-                        Tok::Ident(ref s) => s.clone(),
-                        _ => {
-                            return Err(
-                                self.unexpected(&k, "an object key (string or identifier) or `}`")
-                            )
+                    if self.peek().tok == Tok::LParen {
+                        let open = self.next();
+                        self.enter(open.pos)?;
+                        let mut args = Vec::new();
+                        loop {
+                            if self.peek().tok == Tok::RParen {
+                                self.next();
+                                break;
+                            }
+                            args.push(self.expr()?);
+                            let sep = self.next();
+                            match sep.tok {
+                                Tok::Comma => {}
+                                Tok::RParen => break,
+                                _ => {
+                                    return Err(self
+                                        .unexpected(&sep, "`,` or `)` in the arguments of a call"))
+                                }
+                            }
                         }
-                    };
-                    if fields.iter().any(|(existing, _, _)| *existing == key) {
-                        return Err(self.err(k.pos, format!("duplicate object key {key:?}")));
+                        self.depth -= 1;
+                        return self.finish(Expr {
+                            pos,
+                            kind: ExprKind::Call(path, args),
+                        });
                     }
-                    let eq = self.next();
-                    if eq.tok != Tok::Assign {
-                        return Err(self.unexpected(&eq, "`=` after the object key"));
-                    }
-                    let v = self.expr()?;
-                    fields.push((key, k.pos, v));
-                    let sep = self.next();
-                    match sep.tok {
-                        Tok::Comma => {}
-                        Tok::RBrace => break,
-                        _ => return Err(self.unexpected(&sep, "`,` or `}` in object")),
-                    }
+                    ExprKind::Ref(path)
                 }
-                self.depth -= 1;
-                ExprKind::Object(fields)
-            }
-            _ => {
-                return Err(self.unexpected(
-                    &t,
-                    "a value (string, number, bool, list, object or reference)",
-                ))
-            }
-        };
-        // `a = 1 b` would otherwise silently parse as two statements only if `b` is followed
-        // by `=`; anything else right after a value is an error here for a clearer message.
+                Tok::LBracket => {
+                    self.enter(pos)?;
+                    let mut items = Vec::new();
+                    loop {
+                        if self.peek().tok == Tok::RBracket {
+                            self.next();
+                            break;
+                        }
+                        items.push(self.expr()?);
+                        let sep = self.next();
+                        match sep.tok {
+                            Tok::Comma => {}
+                            Tok::RBracket => break,
+                            _ => return Err(self.unexpected(&sep, "`,` or `]` in list")),
+                        }
+                    }
+                    self.depth -= 1;
+                    ExprKind::List(items)
+                }
+                Tok::LBrace => {
+                    self.enter(pos)?;
+                    let mut fields: Vec<(String, Pos, Expr)> = Vec::new();
+                    loop {
+                        let k = self.next();
+                        let key = match k.tok {
+                            Tok::RBrace => break,
+                            Tok::Str(ref s) => s.clone(),
+                            Tok::Ident(ref s) => s.clone(),
+                            _ => {
+                                return Err(self
+                                    .unexpected(&k, "an object key (string or identifier) or `}`"))
+                            }
+                        };
+                        if fields.iter().any(|(existing, _, _)| *existing == key) {
+                            return Err(self.err(k.pos, format!("duplicate object key {key:?}")));
+                        }
+                        let eq = self.next();
+                        if eq.tok != Tok::Assign {
+                            return Err(self.unexpected(&eq, "`=` after the object key"));
+                        }
+                        let v = self.expr()?;
+                        fields.push((key, k.pos, v));
+                        let sep = self.next();
+                        match sep.tok {
+                            Tok::Comma => {}
+                            Tok::RBrace => break,
+                            _ => return Err(self.unexpected(&sep, "`,` or `}` in object")),
+                        }
+                    }
+                    self.depth -= 1;
+                    ExprKind::Object(fields)
+                }
+                _ => {
+                    return Err(self.unexpected(
+                        &t,
+                        "a value (string, number, bool, list, object or reference)",
+                    ))
+                }
+            };
+        self.finish(Expr { pos, kind })
+    }
+
+    /// Checks what follows a value. `a = 1 b` would otherwise silently parse as two
+    /// statements only if `b` is followed by `=`; anything else right after a value is an
+    /// error here for a clearer message.
+    fn finish(&mut self, e: Expr) -> Result<Expr, ConfigError> {
         let after = self.peek();
         if let Tok::Ident(_) = after.tok {
             let next = &self.peek_at(1).tok;
@@ -337,7 +363,7 @@ impl Parser<'_> {
                 return Err(self.unexpected(&after, "a new line with an attribute or block"));
             }
         }
-        Ok(Expr { pos, kind })
+        Ok(e)
     }
 }
 
@@ -385,6 +411,37 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "f:1:12: expected `,` or `]` in list, found number 2"
+        );
+    }
+
+    #[test]
+    fn parses_function_calls_with_nested_arguments() {
+        let body = parse("a = concat([1], f(sys.env(\"X\"), \"y\"),)\nb = g()", "t").unwrap();
+        let Stmt::Attr(a) = &body.stmts[0] else {
+            panic!()
+        };
+        let ExprKind::Call(name, args) = &a.value.kind else {
+            panic!("{:?}", a.value)
+        };
+        assert_eq!(name, &["concat"]);
+        assert_eq!(args.len(), 2);
+        let ExprKind::Call(inner, inner_args) = &args[1].kind else {
+            panic!()
+        };
+        assert_eq!(inner, &["f"]);
+        assert!(matches!(&inner_args[0].kind, ExprKind::Call(n, _) if n == &["sys", "env"]));
+        let Stmt::Attr(b) = &body.stmts[1] else {
+            panic!()
+        };
+        assert_eq!(b.value.kind, ExprKind::Call(vec!["g".into()], vec![]));
+    }
+
+    #[test]
+    fn unclosed_call_is_reported() {
+        let e = parse("a = f(1 2)", "f").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f:1:9: expected `,` or `)` in the arguments of a call, found number 2"
         );
     }
 

@@ -15,21 +15,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::Notify;
 
 use super::metrics::EndpointMetrics;
 use super::proto::{encode_samples, snappy_compress};
 use crate::config::EndpointConfig;
+use crate::http_client::{ErrorKind, HttpClient, USER_AGENT};
 use crate::scrape::Sample;
 
 /// Bytes of an error response body kept for the log message.
 const ERROR_BODY_MAX_BYTES: usize = 1024;
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// Largest response body read from a receiver (they answer with a short text at most).
+const RESPONSE_BODY_MAX_BYTES: u64 = 64 * 1024;
+/// While a batch keeps failing, every this-many-th retry is logged as a warning (the first
+/// one always is), so an outage is visible without a line per retry.
+const RETRY_WARN_EVERY: u32 = 20;
 
 /// What one request attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +79,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Starts the sender task on the current tokio runtime.
-    pub fn start(config: EndpointConfig) -> Endpoint {
+    /// Starts the sender task on the current tokio runtime. Fails if the client settings
+    /// name a file that cannot be read or used.
+    pub fn start(config: EndpointConfig) -> Result<Endpoint, String> {
         Endpoint::with_external_labels(config, Vec::new())
     }
 
@@ -89,7 +90,8 @@ impl Endpoint {
     pub fn with_external_labels(
         config: EndpointConfig,
         mut external_labels: Vec<(String, String)>,
-    ) -> Endpoint {
+    ) -> Result<Endpoint, String> {
+        let client = HttpClient::new(&config.client, USER_AGENT).map_err(|e| e.to_string())?;
         external_labels.sort();
         external_labels.dedup_by(|a, b| a.0 == b.0);
         let shared = Arc::new(Shared {
@@ -103,11 +105,11 @@ impl Endpoint {
             wake: Notify::new(),
             metrics: Arc::new(EndpointMetrics::default()),
         });
-        let task = tokio::spawn(send_loop(shared.clone()));
-        Endpoint {
+        let task = tokio::spawn(send_loop(shared.clone(), client));
+        Ok(Endpoint {
             shared,
             task: Mutex::new(Some(task)),
-        }
+        })
     }
 
     pub fn config(&self) -> &EndpointConfig {
@@ -190,11 +192,7 @@ impl Drop for Endpoint {
     }
 }
 
-async fn send_loop(shared: Arc<Shared>) {
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(HttpConnector::new());
+async fn send_loop(shared: Arc<Shared>, client: HttpClient) {
     let q = &shared.config.queue;
     loop {
         let batch: Option<Vec<Sample>> = {
@@ -262,7 +260,7 @@ async fn send_with_retries(shared: &Shared, client: &HttpClient, batch: Vec<Samp
                 break;
             }
             Outcome::Fail(why) => {
-                tracing::warn!(endpoint = %shared.config.name, %why, samples = n, "remote write batch rejected; not retrying");
+                tracing::warn!(endpoint = %shared.config.name, url = %crate::http_client::redact_url(&shared.config.url), %why, samples = n, "remote write batch rejected; not retrying");
                 m.samples_failed_total.fetch_add(n, Ordering::Relaxed);
                 break;
             }
@@ -274,7 +272,11 @@ async fn send_with_retries(shared: &Shared, client: &HttpClient, batch: Vec<Samp
                     m.samples_failed_total.fetch_add(n, Ordering::Relaxed);
                     break;
                 }
-                tracing::debug!(endpoint = %shared.config.name, %why, ?delay, "remote write: retrying");
+                if attempt.is_multiple_of(RETRY_WARN_EVERY) {
+                    tracing::warn!(endpoint = %shared.config.name, %why, attempt, ?delay, "remote write failed; retrying with backoff");
+                } else {
+                    tracing::debug!(endpoint = %shared.config.name, %why, ?delay, "remote write: retrying");
+                }
                 m.samples_retried_total.fetch_add(n, Ordering::Relaxed);
                 tokio::time::sleep(delay).await;
                 attempt = attempt.saturating_add(1);
@@ -286,65 +288,35 @@ async fn send_with_retries(shared: &Shared, client: &HttpClient, batch: Vec<Samp
 
 async fn send_once(shared: &Shared, client: &HttpClient, body: Bytes) -> Outcome {
     let cfg = &shared.config;
-    let mut req = hyper::Request::post(&cfg.url)
+    let req = hyper::Request::post(&cfg.url)
         .header(hyper::header::CONTENT_ENCODING, "snappy")
         .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("agent/", env!("CARGO_PKG_VERSION")),
-        )
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0");
-    for (k, v) in &cfg.headers {
-        req = req.header(k.as_str(), v.as_str());
-    }
-    let req = match req.body(Full::new(body)) {
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body);
+    let req = match req {
         Ok(r) => r,
         Err(e) => return Outcome::Fail(format!("invalid request: {e}")),
     };
-    let exchange = async {
-        let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
-        let status = resp.status().as_u16();
-        let outcome = classify(status, cfg.queue.retry_on_http_429);
-        // Read (a bounded prefix of) the body so the connection can be reused and the
-        // error can be logged.
-        let mut body = resp.into_body();
-        let mut text: Vec<u8> = Vec::new();
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Ok(d) = frame.into_data() {
-                let room = ERROR_BODY_MAX_BYTES.saturating_sub(text.len());
-                text.extend_from_slice(&d[..d.len().min(room)]);
+    match client
+        .send(req, cfg.remote_timeout, RESPONSE_BODY_MAX_BYTES)
+        .await
+    {
+        Ok(resp) => {
+            let text = &resp.body[..resp.body.len().min(ERROR_BODY_MAX_BYTES)];
+            let text = String::from_utf8_lossy(text);
+            match classify(resp.status.as_u16(), cfg.queue.retry_on_http_429) {
+                Outcome::Sent => Outcome::Sent,
+                Outcome::Retry(w) => Outcome::Retry(format!("{w}: {}", text.trim())),
+                Outcome::Fail(w) => Outcome::Fail(format!("{w}: {}", text.trim())),
             }
         }
-        Ok::<Outcome, String>(match outcome {
-            Outcome::Sent => Outcome::Sent,
-            Outcome::Retry(w) => {
-                Outcome::Retry(format!("{w}: {}", String::from_utf8_lossy(&text).trim()))
-            }
-            Outcome::Fail(w) => {
-                Outcome::Fail(format!("{w}: {}", String::from_utf8_lossy(&text).trim()))
-            }
-        })
-    };
-    match tokio::time::timeout(cfg.remote_timeout, exchange).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(network)) => Outcome::Retry(network),
-        Err(_) => Outcome::Retry(format!(
-            "no response within {}",
-            crate::config::format_duration(cfg.remote_timeout)
-        )),
+        // A response too large to read still had a status; the rest (timeouts, refused
+        // connections, TLS failures) may heal: retried with backoff, as Prometheus does.
+        Err(e) if e.kind() == ErrorKind::BodyTooLarge => {
+            Outcome::Retry(format!("unreadable response: {e}"))
+        }
+        Err(e) => Outcome::Retry(e.to_string()),
     }
-}
-
-/// An error with its causes, `outer: inner: root`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]

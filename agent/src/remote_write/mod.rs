@@ -31,8 +31,9 @@ pub struct RemoteWrite {
 }
 
 impl RemoteWrite {
-    /// Starts one sender per endpoint on the current tokio runtime.
-    pub fn start(config: RemoteWriteConfig) -> Arc<RemoteWrite> {
+    /// Starts one sender per endpoint on the current tokio runtime. Fails if an endpoint's
+    /// client settings name a file that cannot be read or used.
+    pub fn start(config: RemoteWriteConfig) -> Result<Arc<RemoteWrite>, String> {
         let external: Vec<(String, String)> = config
             .external_labels
             .iter()
@@ -42,9 +43,13 @@ impl RemoteWrite {
             .endpoints
             .iter()
             .cloned()
-            .map(|e| Endpoint::with_external_labels(e, external.clone()))
-            .collect();
-        Arc::new(RemoteWrite { config, endpoints })
+            .map(|e| {
+                let name = e.name.clone();
+                Endpoint::with_external_labels(e, external.clone())
+                    .map_err(|err| format!("endpoint {name:?}: {err}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Arc::new(RemoteWrite { config, endpoints }))
     }
 
     pub fn config(&self) -> &RemoteWriteConfig {

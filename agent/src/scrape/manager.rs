@@ -26,10 +26,10 @@ use tokio::sync::watch;
 use crate::config::ScrapeConfig;
 use crate::discovery::Target;
 
-use super::fetch::{new_client, HttpClient};
 use super::sample::Appender;
 use super::scrape_loop::{self, Health, LoopContext, LoopSettings, Sinks, StopMode, TargetStatus};
 use super::target::ScrapeTarget;
+use crate::http_client::{HttpClient, USER_AGENT};
 
 /// Default of [`ManagerOptions::catch_up_window`].
 pub const CATCH_UP_WINDOW_DEFAULT: Duration = Duration::from_secs(2);
@@ -91,13 +91,18 @@ struct State {
 pub struct ScrapeManager {
     state: Mutex<State>,
     sinks: Sinks,
-    client: HttpClient,
+    /// Built from the config's client settings; replaced when they change.
+    client: Mutex<HttpClient>,
     options: ManagerOptions,
 }
 
 impl ScrapeManager {
-    /// A manager with no targets yet. `sinks` are the `forward_to` receivers.
-    pub fn new(config: ScrapeConfig, sinks: Vec<Arc<dyn Appender>>) -> ScrapeManager {
+    /// A manager with no targets yet. `sinks` are the `forward_to` receivers. Fails if the
+    /// client settings name a file that cannot be read or used.
+    pub fn new(
+        config: ScrapeConfig,
+        sinks: Vec<Arc<dyn Appender>>,
+    ) -> Result<ScrapeManager, String> {
         ScrapeManager::with_options(config, sinks, ManagerOptions::default())
     }
 
@@ -105,16 +110,17 @@ impl ScrapeManager {
         config: ScrapeConfig,
         sinks: Vec<Arc<dyn Appender>>,
         options: ManagerOptions,
-    ) -> ScrapeManager {
-        ScrapeManager {
+    ) -> Result<ScrapeManager, String> {
+        let client = HttpClient::new(&config.client, USER_AGENT).map_err(|e| e.to_string())?;
+        Ok(ScrapeManager {
             state: Mutex::new(State {
                 config,
                 loops: HashMap::new(),
             }),
             sinks: Arc::new(RwLock::new(sinks)),
-            client: new_client(),
+            client: Mutex::new(client),
             options,
-        }
+        })
     }
 
     /// Scrape exactly `owned` from now on. Removed targets stop silently (moved, no
@@ -207,7 +213,7 @@ impl ScrapeManager {
         let cx = LoopContext {
             target: target.clone(),
             settings,
-            client: self.client.clone(),
+            client: self.client.lock().unwrap().clone(),
             sinks: self.sinks.clone(),
             status: status.clone(),
             catch_up_window: self
@@ -227,11 +233,23 @@ impl ScrapeManager {
     /// Applies a reloaded config and receivers. Receivers are swapped in place; loops restart
     /// only when something they use changed (interval, timeout, labels, path, ...), and a
     /// restart is a hand-over to ourselves: no staleness markers, immediate scrape.
-    pub fn update(&self, config: ScrapeConfig, sinks: Vec<Arc<dyn Appender>>) {
-        *self.sinks.write().unwrap() = sinks;
+    ///
+    /// New client settings (TLS, authentication, proxy) build a new client first; if that
+    /// fails nothing changes and the error says why.
+    pub fn update(
+        &self,
+        config: ScrapeConfig,
+        sinks: Vec<Arc<dyn Appender>>,
+    ) -> Result<(), String> {
         let mut state = self.state.lock().unwrap();
+        let new_client = if state.config.client != config.client {
+            Some(HttpClient::new(&config.client, USER_AGENT).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        *self.sinks.write().unwrap() = sinks;
         if state.config == config {
-            return;
+            return Ok(());
         }
         let targets: Vec<Target> = state
             .loops
@@ -241,13 +259,17 @@ impl ScrapeManager {
         let old_settings = settings(&state.config, &self.options);
         let new_settings = settings(&config, &self.options);
         state.config = config;
-        let restart_all = old_settings != new_settings;
+        let restart_all = old_settings != new_settings || new_client.is_some();
         drop(state);
+        if let Some(client) = new_client {
+            *self.client.lock().unwrap() = client;
+        }
         if restart_all {
             self.stop_all(StopMode::Moved);
         }
         // Targets whose identity changed (job, scheme, path) are restarted by the sync.
         self.sync(targets, &[]);
+        Ok(())
     }
 
     /// The status of every running target, sorted by URL.

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use super::exposition::{self, Line, ParsedSample};
-use super::fetch::{fetch, HttpClient};
+use super::fetch::fetch;
 use super::sample::{stale_nan, Appender, Labels, Sample};
 use super::target::ScrapeTarget;
+use crate::http_client::HttpClient;
 
 /// How a loop ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,13 +132,21 @@ pub(crate) async fn run(cx: LoopContext, mut stop: watch::Receiver<Option<StopMo
             st.scrapes_total += 1;
             match scraped {
                 Ok(n) => {
+                    if st.health == Health::Down {
+                        tracing::info!(url = %crate::http_client::redact_url(&cx.target.url), "scrape target is up again");
+                    }
                     st.health = Health::Up;
                     st.last_error = None;
                     st.last_samples_scraped = n;
                 }
                 Err(e) => {
+                    // A warning when the target goes down (once), debug while it stays down.
+                    if st.health != Health::Down {
+                        tracing::warn!(url = %crate::http_client::redact_url(&cx.target.url), error = %e, "scrape failed; the target is down");
+                    } else {
+                        tracing::debug!(url = %cx.target.url, error = %e, "scrape failed");
+                    }
                     st.health = Health::Down;
-                    tracing::debug!(url = %cx.target.url, error = %e, "scrape failed");
                     st.last_error = Some(e);
                     st.last_samples_scraped = 0;
                 }

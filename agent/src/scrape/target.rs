@@ -35,21 +35,37 @@ impl ScrapeTarget {
             ));
         }
         let scheme = target.get("__scheme__").unwrap_or(&config.scheme);
-        if scheme != "http" {
+        if scheme != "http" && scheme != "https" {
             return Err(format!(
-                "unsupported __scheme__ {scheme:?}; expected \"http\""
+                "unsupported __scheme__ {scheme:?}; expected \"http\" or \"https\""
             ));
         }
         let path = target
             .get("__metrics_path__")
             .unwrap_or(&config.metrics_path);
         let mut url = format!("{scheme}://{address}{path}");
-        let mut first_param = !path.contains('?');
+        // Query parameters as Prometheus builds them: the config's `params`, where a
+        // target's `__param_NAME` replaces the first value of NAME.
+        let mut params: std::collections::BTreeMap<&str, Vec<&str>> = config
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
+            .collect();
         for (k, v) in target.labels() {
             if let Some(param) = k.strip_prefix("__param_") {
+                let values = params.entry(param).or_default();
+                match values.first_mut() {
+                    Some(first) => *first = v,
+                    None => values.push(v),
+                }
+            }
+        }
+        let mut first_param = !path.contains('?');
+        for (name, values) in &params {
+            for v in values {
                 url.push(if first_param { '?' } else { '&' });
                 first_param = false;
-                url.push_str(&percent_encode(param));
+                url.push_str(&percent_encode(name));
                 url.push('=');
                 url.push_str(&percent_encode(v));
             }
@@ -141,6 +157,18 @@ mod tests {
         let id = |t| ScrapeTarget::new(t, &cfg).unwrap().id;
         assert_eq!(id(&a), id(&b));
         assert_ne!(id(&a), id(&c));
+    }
+
+    #[test]
+    fn params_and_https_build_the_url_and_param_labels_replace_the_first_value() {
+        let mut cfg = ScrapeConfig::with_defaults("x");
+        cfg.scheme = "https".into();
+        cfg.params
+            .insert("module".into(), vec!["a".into(), "b".into()]);
+        cfg.params.insert("debug".into(), vec!["1".into()]);
+        let t = Target::from_labels([("__address__", "h:1"), ("__param_module", "z")]);
+        let s = ScrapeTarget::new(&t, &cfg).unwrap();
+        assert_eq!(s.url, "https://h:1/metrics?debug=1&module=z&module=b");
     }
 
     #[test]
