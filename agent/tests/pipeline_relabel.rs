@@ -1,0 +1,80 @@
+//! `discovery.relabel` inside the running pipeline: the scrape component gets the relabeled
+//! targets, targets a rule drops or leaves without `__address__` are not sharded (no node
+//! owns them), and a reload with other rules re-evaluates ownership.
+
+use agent::config::Config;
+use agent::pipeline::Pipeline;
+use cluster::NodeState;
+
+/// 20 static targets on a closed port: 10 `env=prod`, 5 `env=dev`, 5 prod ones whose
+/// address the second rule empties (`drop_me`), so only 10 should be sharded.
+fn config(keep: &str) -> Config {
+    let mut targets = Vec::new();
+    for i in 0..10 {
+        targets.push(format!(
+            "{{__address__ = \"127.0.0.1:1\", env = \"prod\", i = \"{i}\"}}"
+        ));
+    }
+    for i in 0..5 {
+        targets.push(format!(
+            "{{__address__ = \"127.0.0.1:1\", env = \"dev\", i = \"d{i}\"}}"
+        ));
+        targets.push(format!(
+            "{{__address__ = \"127.0.0.1:1\", env = \"prod\", i = \"x{i}\", drop_me = \"yes\"}}"
+        ));
+    }
+    let src = format!(
+        r#"discovery.relabel "only" {{
+  targets = [{}]
+  rule {{
+    source_labels = ["env"]
+    regex         = "{keep}"
+    action        = "keep"
+  }}
+  rule {{
+    source_labels = ["drop_me"]
+    regex         = "yes"
+    target_label  = "__address__"
+    replacement   = ""
+  }}
+}}
+prometheus.scrape "s" {{
+  targets    = discovery.relabel.only.output
+  forward_to = []
+  clustering {{ enabled = true }}
+}}
+"#,
+        targets.join(", ")
+    );
+    Config::from_str(&src, "t.alloy").unwrap()
+}
+
+#[tokio::test]
+async fn relabeled_targets_are_sharded_and_dropped_ones_are_not() {
+    let live = vec![
+        ("a".to_string(), NodeState::Participant),
+        ("b".to_string(), NodeState::Participant),
+    ];
+    let a = Pipeline::start(config("prod"), "a");
+    let b = Pipeline::start(config("prod"), "b");
+    a.set_members(&live);
+    b.set_members(&live);
+    assert_eq!(
+        a.stats().scrapes[0].targets,
+        10,
+        "5 dev dropped, 5 without __address__ left out"
+    );
+    let (mine, theirs) = (a.owned_targets("s"), b.owned_targets("s"));
+    assert_eq!(mine.len() + theirs.len(), 10, "each kept target owned once");
+    for t in mine.iter().chain(&theirs) {
+        assert_eq!(t.get("env"), Some("prod"));
+        assert_eq!(t.get("drop_me"), None);
+    }
+
+    a.apply(config("prod|dev"));
+    assert_eq!(
+        a.stats().scrapes[0].targets,
+        15,
+        "a reload with other rules re-evaluates"
+    );
+}
