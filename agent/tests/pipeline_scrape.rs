@@ -260,7 +260,7 @@ async fn http_errors_bad_bodies_and_timeouts_mark_the_target_down() {
     };
     assert!(error_of("/missing").contains("404"));
     assert!(error_of("/garbage").contains("invalid exposition: line 1"));
-    assert!(error_of("/big").contains("body size limit of 1024 bytes exceeded"));
+    assert!(error_of("/big").contains("response body exceeds the limit of 1024 bytes"));
     assert!(error_of(&format!("{}/metrics", slow.address())).contains("timed out"));
     let ups = rec.named("up");
     assert_eq!(ups.len(), 4);
