@@ -11,7 +11,10 @@
 //! scraper's own `prometheus_remote_storage_samples_total`, samples the receiver accepted).
 //!
 //! Environment: `BENCH_TARGETS` (default `100,400`), `BENCH_WARMUP_S` (30), `BENCH_WINDOW_S`
-//! (60), `BENCH_SCRAPERS` (default `agent,prometheus`).
+//! (60), `BENCH_SCRAPERS` (default `agent,prometheus`), `BENCH_TLS` (`1`: the real-endpoint
+//! variant — targets serve HTTPS, the receiver requires TLS and basic auth, and both scrapers
+//! run one metric relabel rule on every series: `prometheus.relabel` in the agent,
+//! `metric_relabel_configs` in Prometheus).
 
 mod scrape_support;
 
@@ -41,6 +44,99 @@ fn bench_metrics(index: usize, scrape: u64) -> String {
         }
     }
     out
+}
+
+/// The TLS variant's files: a CA, a server certificate for 127.0.0.1, the receiver's web
+/// config (TLS + basic auth) and the password file.
+struct Tls {
+    ca_file: std::path::PathBuf,
+    password_file: std::path::PathBuf,
+    receiver_web: std::path::PathBuf,
+    server: Arc<rustls::ServerConfig>,
+}
+
+const BENCH_PASSWORD: &str = "bench-pa55";
+
+fn tls_setup(dir: &Path) -> Tls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ca_file = write("ca.pem", &ca_cert.pem());
+    let cert_file = write("server.crt", &cert.pem());
+    let key_file = write("server.key", &key.serialize_pem());
+    let password_file = write("password", BENCH_PASSWORD);
+    let receiver_web = write(
+        "receiver-web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  bench: {}\n",
+            cert_file.display(),
+            key_file.display(),
+            bcrypt::hash(BENCH_PASSWORD, 4).unwrap()
+        ),
+    );
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    Tls {
+        ca_file,
+        password_file,
+        receiver_web,
+        server: Arc::new(server),
+    }
+}
+
+/// Waits until the TLS receiver answers `/-/ready` with the bench password.
+fn wait_tls_ready(process: &mut Process, port: u16, tls: &Tls) {
+    use agent::http_client::{BasicAuth, ClientSettings, HttpClient, Secret, TlsSettings};
+    let settings = ClientSettings {
+        tls: TlsSettings {
+            ca_file: Some(tls.ca_file.display().to_string()),
+            ..TlsSettings::default()
+        },
+        basic_auth: Some(BasicAuth {
+            username: "bench".into(),
+            password: Some(Secret::new(BENCH_PASSWORD)),
+            password_file: None,
+        }),
+        ..ClientSettings::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = HttpClient::new(&settings, "bench").unwrap();
+    let start = Instant::now();
+    loop {
+        process.assert_running();
+        let req = hyper::Request::get(format!("https://127.0.0.1:{port}/-/ready"))
+            .body(bytes::Bytes::new())
+            .unwrap();
+        if rt
+            .block_on(client.send(req, Duration::from_secs(5), 1 << 16))
+            .is_ok_and(|r| r.status == 200)
+        {
+            return;
+        }
+        assert!(start.elapsed() < READY_TIMEOUT, "TLS receiver not ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -124,9 +220,41 @@ fn run_agent(
     targets: usize,
     warmup: Duration,
     window: Duration,
+    tls: Option<&Tls>,
 ) -> Measured {
     let port = free_port();
     let config = dir.join(format!("agent-{targets}.alloy"));
+    let (scrape_tls, forward, relabel, endpoint) = match tls {
+        None => (
+            String::new(),
+            "prometheus.remote_write.receiver.receiver",
+            String::new(),
+            format!("url = \"http://127.0.0.1:{receiver_port}/api/v1/write\""),
+        ),
+        Some(t) => (
+            format!(
+                "  scheme = \"https\"\n  tls_config {{ ca_file = \"{}\" }}\n",
+                t.ca_file.display()
+            ),
+            "prometheus.relabel.tier.receiver",
+            r#"prometheus.relabel "tier" {
+  rule {
+    source_labels = ["code"]
+    regex         = "(2..)"
+    target_label  = "class"
+    replacement   = "ok_$1"
+  }
+  forward_to = [prometheus.remote_write.receiver.receiver]
+}
+"#
+            .to_string(),
+            format!(
+                "url = \"https://127.0.0.1:{receiver_port}/api/v1/write\"\n    basic_auth {{\n      username = \"bench\"\n      password_file = \"{}\"\n    }}\n    tls_config {{ ca_file = \"{}\" }}",
+                t.password_file.display(),
+                t.ca_file.display()
+            ),
+        ),
+    };
     std::fs::write(
         &config,
         format!(
@@ -135,13 +263,15 @@ fn run_agent(
 }}
 prometheus.scrape "bench" {{
   targets         = discovery.file.bench.targets
-  forward_to      = [prometheus.remote_write.receiver.receiver]
+  forward_to      = [{forward}]
   job_name        = "bench"
   scrape_interval = "{SCRAPE_INTERVAL_S}s"
   scrape_timeout  = "{SCRAPE_INTERVAL_S}s"
-}}
-prometheus.remote_write "receiver" {{
-  endpoint {{ url = "http://127.0.0.1:{receiver_port}/api/v1/write" }}
+{scrape_tls}}}
+{relabel}prometheus.remote_write "receiver" {{
+  endpoint {{
+    {endpoint}
+  }}
   external_labels = {{ scraper = "agent" }}
 }}
 "#,
@@ -177,15 +307,33 @@ fn run_prometheus_agent(
     targets: usize,
     warmup: Duration,
     window: Duration,
+    tls: Option<&Tls>,
 ) -> Measured {
     let port = free_port();
     let config = dir.join(format!("prometheus-agent-{targets}.yml"));
+    let (scrape_tls, remote) = match tls {
+        None => (
+            String::new(),
+            format!("  - url: http://127.0.0.1:{receiver_port}/api/v1/write\n"),
+        ),
+        Some(t) => (
+            format!(
+                "    scheme: https\n    tls_config:\n      ca_file: {}\n    metric_relabel_configs:\n      - source_labels: [code]\n        regex: '(2..)'\n        target_label: class\n        replacement: 'ok_$1'\n",
+                t.ca_file.display()
+            ),
+            format!(
+                "  - url: https://127.0.0.1:{receiver_port}/api/v1/write\n    basic_auth:\n      username: bench\n      password_file: {}\n    tls_config:\n      ca_file: {}\n",
+                t.password_file.display(),
+                t.ca_file.display()
+            ),
+        ),
+    };
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n  scrape_timeout: {SCRAPE_INTERVAL_S}s\n  external_labels:\n    scraper: prometheus\n\
-             scrape_configs:\n  - job_name: bench\n    file_sd_configs:\n      - files: ['{}']\n\
-             remote_write:\n  - url: http://127.0.0.1:{receiver_port}/api/v1/write\n",
+             scrape_configs:\n  - job_name: bench\n    file_sd_configs:\n      - files: ['{}']\n{scrape_tls}\
+             remote_write:\n{remote}",
             targets_file.display()
         ),
     )
@@ -225,12 +373,30 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
     let scrapers = env_or("BENCH_SCRAPERS", "agent,prometheus");
     let dir = tempfile::tempdir().unwrap();
     let receiver_port = free_port();
-    let mut receiver = start_receiver(&bin, dir.path(), receiver_port);
-    wait_http_ok(&mut receiver, receiver_port, "/-/ready");
+    let tls = (env_or("BENCH_TLS", "0") == "1").then(|| tls_setup(dir.path()));
+    let mut receiver = match &tls {
+        None => {
+            let mut r = start_receiver(&bin, dir.path(), receiver_port);
+            wait_http_ok(&mut r, receiver_port, "/-/ready");
+            r
+        }
+        Some(t) => {
+            let web = format!("--web.config.file={}", t.receiver_web.display());
+            let mut r = start_receiver_with(&bin, dir.path(), receiver_port, &[web]);
+            wait_tls_ready(&mut r, receiver_port, t);
+            r
+        }
+    };
+    eprintln!("variant: {}", if tls.is_some() { "HTTPS targets, TLS + basic-auth receiver, one metric relabel rule" } else { "plain HTTP" });
 
     let mut results: Vec<Measured> = Vec::new();
     for &targets in &counts {
-        let fleet = TargetFleet::start(targets, 1, Arc::new(bench_metrics));
+        let fleet = TargetFleet::start_with_tls(
+            targets,
+            1,
+            Arc::new(bench_metrics),
+            tls.as_ref().map(|t| t.server.clone()),
+        );
         let targets_file = dir.path().join(format!("targets-{targets}.json"));
         let list: Vec<String> = fleet.addresses.iter().map(|a| format!("\"{a}\"")).collect();
         std::fs::write(
@@ -247,6 +413,7 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
                     targets,
                     warmup,
                     window,
+                    tls.as_ref(),
                 ),
                 "prometheus" => run_prometheus_agent(
                     &bin,
@@ -256,6 +423,7 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
                     targets,
                     warmup,
                     window,
+                    tls.as_ref(),
                 ),
                 other => panic!("BENCH_SCRAPERS: unknown scraper {other:?}"),
             };

@@ -118,6 +118,11 @@ impl Drop for Process {
 
 /// Prometheus with the remote-write receiver on `127.0.0.1:port`, storage in `dir`.
 pub fn start_receiver(bin: &Path, dir: &Path, port: u16) -> Process {
+    start_receiver_with(bin, dir, port, &[])
+}
+
+/// [`start_receiver`] with extra flags (e.g. `--web.config.file` for TLS and basic auth).
+pub fn start_receiver_with(bin: &Path, dir: &Path, port: u16, extra: &[String]) -> Process {
     let config = dir.join("receiver.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
     Process::spawn(
@@ -132,7 +137,10 @@ pub fn start_receiver(bin: &Path, dir: &Path, port: u16) -> Process {
             format!("--web.listen-address=127.0.0.1:{port}"),
             "--web.enable-remote-write-receiver".into(),
             "--log.level=info".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect::<Vec<String>>(),
         dir.join("receiver.log"),
     )
 }
@@ -231,6 +239,17 @@ pub type Render = Arc<dyn Fn(usize, u64) -> String + Send + Sync>;
 
 impl TargetFleet {
     pub fn start(n: usize, worker_threads: usize, render: Render) -> TargetFleet {
+        TargetFleet::start_with_tls(n, worker_threads, render, None)
+    }
+
+    /// Like [`TargetFleet::start`]; with `tls`, every target serves HTTPS (HTTP/1.1) with it.
+    pub fn start_with_tls(
+        n: usize,
+        worker_threads: usize,
+        render: Render,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> TargetFleet {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(worker_threads)
             .enable_all()
@@ -246,12 +265,14 @@ impl TargetFleet {
             let render = render.clone();
             let scrapes = scrapes.clone();
             let count = Arc::new(AtomicU64::new(0));
+            let acceptor = acceptor.clone();
             rt.spawn(async move {
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
                         return;
                     };
                     let (render, scrapes, count) = (render.clone(), scrapes.clone(), count.clone());
+                    let acceptor = acceptor.clone();
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req: Request<_>| {
                             let reply = if req.uri().path() == "/metrics" {
@@ -263,9 +284,17 @@ impl TargetFleet {
                             };
                             async move { Ok::<_, std::convert::Infallible>(reply) }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match acceptor {
+                            Some(a) => {
+                                if let Ok(tls) = a.accept(stream).await {
+                                    let _ = http.serve_connection(TokioIo::new(tls), service).await;
+                                }
+                            }
+                            None => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
                     });
                 }
             });
