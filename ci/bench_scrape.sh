@@ -2,7 +2,8 @@
 # Scrape pipeline vs Prometheus agent mode (BENCHMARKS.md "Scrape pipeline vs Prometheus agent
 # mode"). Needs Prometheus from the OS packages (installed if missing, as root or with sudo).
 # Environment: BENCH_TARGETS (default 100,400), BENCH_WARMUP_S (30), BENCH_WINDOW_S (60),
-# BENCH_SCRAPERS (agent,prometheus). Takes about 3 minutes per target count.
+# BENCH_SCRAPERS (agent,prometheus), BENCH_TLS (1: HTTPS targets, TLS + basic-auth receiver,
+# a metric relabel rule in both). Takes about 3 minutes per target count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v prometheus >/dev/null 2>&1; then

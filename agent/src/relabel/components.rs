@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use xxhash_rust::xxh64::Xxh64Builder;
+
 use super::{process, Rule};
 use crate::discovery::Target;
 use crate::scrape::{Appender, Labels, Sample};
@@ -47,17 +49,25 @@ pub struct MetricRelabelMetrics {
 /// each. A hit in the old generation moves the entry to the new one; when the new one is
 /// full the old one is dropped. Series seen at every scrape stay; series that stopped
 /// appearing age out after two generations. (An approximate LRU without per-hit bookkeeping.)
+///
+/// Keys are hashed with xxh64 under a per-cache random seed: several times cheaper than
+/// SipHash on label bytes, and a scraped target cannot aim collisions at an unknown seed.
+/// A cache smaller than the live series misses on every lookup (each series ages out before
+/// its next scrape); size `max_cache_size` to the series that pass through.
 struct Cache {
-    young: HashMap<Labels, Option<Labels>>,
-    old: HashMap<Labels, Option<Labels>>,
+    young: HashMap<Labels, Option<Labels>, Xxh64Builder>,
+    old: HashMap<Labels, Option<Labels>, Xxh64Builder>,
+    hasher: Xxh64Builder,
     generation_max: usize,
 }
 
 impl Cache {
     fn new(max: usize) -> Cache {
+        let hasher = Xxh64Builder::new(rand::random());
         Cache {
-            young: HashMap::new(),
-            old: HashMap::new(),
+            young: HashMap::with_hasher(hasher.clone()),
+            old: HashMap::with_hasher(hasher.clone()),
+            hasher,
             generation_max: (max / 2).max(1),
         }
     }
@@ -73,7 +83,8 @@ impl Cache {
 
     fn insert(&mut self, key: Labels, value: Option<Labels>) {
         if self.young.len() >= self.generation_max {
-            self.old = std::mem::take(&mut self.young);
+            let fresh = HashMap::with_hasher(self.hasher.clone());
+            self.old = std::mem::replace(&mut self.young, fresh);
         }
         self.young.insert(key, value);
     }
