@@ -83,11 +83,17 @@ pub fn analyze<E>(
 
 /// `sim <file> --seed <seed> --engine <engine>`.
 pub fn repro_command(scenario: &Scenario, seed: u64, engine: EngineKind) -> String {
-    format!(
-        "sim {} --seed {seed} --engine {engine}",
-        shell_word(&scenario.file)
-    )
+    // The embedded default is named after the file it was built from; the command names
+    // that file, which exists from the repository root.
+    let file = scenario
+        .file
+        .strip_suffix(EMBEDDED_SUFFIX)
+        .unwrap_or(&scenario.file);
+    format!("sim {} --seed {seed} --engine {engine}", shell_word(file))
 }
+
+/// What the embedded default scenario's name adds to its file's path.
+pub const EMBEDDED_SUFFIX: &str = " (embedded default)";
 
 /// The default report folder: `reports/<scenario name>/`.
 pub fn default_out_dir(scenario: &Scenario) -> PathBuf {

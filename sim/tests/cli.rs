@@ -53,6 +53,11 @@ fn no_scenario_runs_the_embedded_default() {
     let (code, stdout, err) = sim(&["--out", out.to_str().unwrap(), "--engine", "fast"]);
     assert_eq!(code, 0, "{stdout}{err}");
     assert!(err.contains("embedded default"), "{err}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("sim scenarios/split_brain.toml --seed 7 --engine fast"),
+        "a reproduce command that runs from the repository root:\n{md}"
+    );
     let report = std::fs::read_to_string(out.join("report.json")).unwrap();
     assert!(report.contains("\"scenario\": \"split_brain\""), "{report}");
     let _ = std::fs::remove_dir_all(&out);
