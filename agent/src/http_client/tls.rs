@@ -58,20 +58,29 @@ fn root_store(tls: &TlsSettings) -> Result<RootCertStore, ClientError> {
                 })?;
             }
         }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            for e in &native.errors {
-                tracing::warn!("http_client: loading system CA certificates: {e}");
-            }
-            let (added, ignored) = roots.add_parsable_certificates(native.certs);
-            if added == 0 {
-                tracing::warn!(
-                    "http_client: no system CA certificates found ({ignored} unusable); https targets need tls_config.ca_file"
-                );
-            }
-        }
+        None => roots = system_roots().clone(),
     }
     Ok(roots)
+}
+
+/// The system's CA certificates, read once per process: every client without `ca_*` (and
+/// the load-time check of each) shares them instead of parsing the system bundle again.
+fn system_roots() -> &'static RootCertStore {
+    static ROOTS: std::sync::OnceLock<RootCertStore> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!("http_client: loading system CA certificates: {e}");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            tracing::warn!(
+                "http_client: no system CA certificates found ({ignored} unusable); https targets need tls_config.ca_file"
+            );
+        }
+        roots
+    })
 }
 
 fn client_identity(
