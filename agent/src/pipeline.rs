@@ -18,7 +18,7 @@
 //! reads the published [`ClusterView`]), or decide the node's lifecycle ([`crate::run`] does:
 //! it calls [`Pipeline::stop_scraping`] and [`Pipeline::flush`] on shutdown).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,7 +56,8 @@ pub struct Pipeline {
 
 struct State {
     remote_writes: BTreeMap<String, Arc<RemoteWrite>>,
-    /// `prometheus.relabel` components, rebuilt on every apply (they hold only a cache).
+    /// `prometheus.relabel` components; kept across an apply while their settings and
+    /// receivers are unchanged.
     metric_relabels: BTreeMap<String, (MetricRelabelConfig, Arc<MetricRelabel>)>,
     discoveries: BTreeMap<String, DiscoveryComponent>,
     /// `discovery.relabel` components: pure functions of their inputs.
@@ -199,6 +200,9 @@ impl Pipeline {
         // 1. remote_write first: scrape components forward to them.
         let mut old_rw = std::mem::take(&mut st.remote_writes);
         let mut retired: Vec<Arc<RemoteWrite>> = Vec::new();
+        // Receivers that are not the running instance of before (new or restarted): a
+        // prometheus.relabel forwarding to one of them must be rebuilt.
+        let mut renewed: BTreeSet<Receiver> = BTreeSet::new();
         for cfg in &config.remote_writes {
             let rw = match old_rw.remove(&cfg.name) {
                 Some(rw) if rw.config() == cfg => rw,
@@ -208,6 +212,7 @@ impl Pipeline {
                         Ok(rw) => {
                             retired.extend(old);
                             tracing::info!(component = %id, "starting");
+                            renewed.insert(Receiver::RemoteWrite(cfg.name.clone()));
                             rw
                         }
                         // Checked at load (check_clients); a file that went bad since keeps
@@ -227,8 +232,9 @@ impl Pipeline {
         retired.extend(old_rw.into_values());
 
         // 1b. prometheus.relabel, each after the relabels it forwards to (no loops: checked
-        // at load).
-        st.metric_relabels.clear();
+        // at load). One whose settings and receivers are unchanged keeps running (its cache
+        // and counters); the others are built anew.
+        let mut old_relabels = std::mem::take(&mut st.metric_relabels);
         let mut pending: Vec<&MetricRelabelConfig> = config.metric_relabels.iter().collect();
         while !pending.is_empty() {
             let before = pending.len();
@@ -237,14 +243,29 @@ impl Pipeline {
                     Receiver::Relabel(n) => st.metric_relabels.contains_key(n),
                     Receiver::RemoteWrite(_) => true,
                 });
-                if ready {
-                    let sinks = sinks_of(&cfg.forward_to, &st.remote_writes, &st.metric_relabels);
-                    let component =
-                        MetricRelabel::new(cfg.rules.clone(), sinks, cfg.max_cache_size);
-                    st.metric_relabels
-                        .insert(cfg.name.clone(), ((*cfg).clone(), Arc::new(component)));
+                if !ready {
+                    return true;
                 }
-                !ready
+                let unchanged = old_relabels
+                    .get(&cfg.name)
+                    .is_some_and(|(old, _)| old == *cfg)
+                    && cfg.forward_to.iter().all(|r| !renewed.contains(r));
+                let component = match old_relabels.remove(&cfg.name) {
+                    Some((_, running)) if unchanged => running,
+                    _ => {
+                        renewed.insert(Receiver::Relabel(cfg.name.clone()));
+                        let sinks =
+                            sinks_of(&cfg.forward_to, &st.remote_writes, &st.metric_relabels);
+                        Arc::new(MetricRelabel::new(
+                            cfg.rules.clone(),
+                            sinks,
+                            cfg.max_cache_size,
+                        ))
+                    }
+                };
+                st.metric_relabels
+                    .insert(cfg.name.clone(), ((*cfg).clone(), component));
+                false
             });
             assert!(
                 pending.len() < before,

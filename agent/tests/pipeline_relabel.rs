@@ -78,3 +78,76 @@ async fn relabeled_targets_are_sharded_and_dropped_ones_are_not() {
         "a reload with other rules re-evaluates"
     );
 }
+
+/// A relabel chain `prometheus.relabel.first -> prometheus.relabel.second -> remote_write`,
+/// with the given rule regex on `second` and remote-write URL.
+fn chain(regex: &str, url: &str, interval: &str) -> Config {
+    let src = format!(
+        r#"prometheus.scrape "s" {{
+  targets         = [{{__address__ = "127.0.0.1:1"}}]
+  forward_to      = [prometheus.relabel.first.receiver]
+  scrape_interval = "{interval}"
+  scrape_timeout  = "1s"
+}}
+prometheus.relabel "first" {{
+  forward_to = [prometheus.relabel.second.receiver]
+  rule {{
+    source_labels = ["__name__"]
+    regex         = "up"
+    action        = "keep"
+  }}
+}}
+prometheus.relabel "second" {{
+  forward_to = [prometheus.remote_write.w.receiver]
+  rule {{
+    source_labels = ["__name__"]
+    regex         = "{regex}"
+    action        = "keep"
+  }}
+}}
+prometheus.remote_write "w" {{
+  endpoint {{ url = "{url}" }}
+}}
+"#
+    );
+    Config::from_str(&src, "t.alloy").unwrap()
+}
+
+#[tokio::test]
+async fn a_reload_keeps_unchanged_relabel_components_and_rebuilds_what_changed() {
+    let p = Pipeline::start(chain("up", "http://127.0.0.1:1/w", "10s"), "a");
+    let running = |name: &str| {
+        p.stats()
+            .metric_relabels
+            .into_iter()
+            .find(|c| c.component_id == format!("prometheus.relabel.{name}"))
+            .unwrap()
+            .metrics
+    };
+    let (first, second) = (running("first"), running("second"));
+
+    p.apply(chain("up", "http://127.0.0.1:1/w", "20s"));
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &running("first")),
+        "scrape change only: kept"
+    );
+    assert!(std::sync::Arc::ptr_eq(&second, &running("second")));
+
+    p.apply(chain("up|down", "http://127.0.0.1:1/w", "20s"));
+    assert!(
+        !std::sync::Arc::ptr_eq(&second, &running("second")),
+        "its rule changed"
+    );
+    assert!(
+        !std::sync::Arc::ptr_eq(&first, &running("first")),
+        "it forwards to a new component"
+    );
+    let (first, second) = (running("first"), running("second"));
+
+    p.apply(chain("up|down", "http://127.0.0.1:2/w", "20s"));
+    assert!(
+        !std::sync::Arc::ptr_eq(&second, &running("second")),
+        "its remote_write restarted"
+    );
+    assert!(!std::sync::Arc::ptr_eq(&first, &running("first")));
+}
