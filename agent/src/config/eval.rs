@@ -236,7 +236,10 @@ impl RefCx<'_> {
                     TargetsSource::DiscoveryRelabel(name)
                 }])
             }
-            ExprKind::Call(path, args) if path.join(".").ends_with("concat") => {
+            // The only call `functions.rs` leaves in place: concat of component exports.
+            ExprKind::Call(path, args)
+                if matches!(path.join(".").as_str(), "concat" | "array.concat") =>
+            {
                 let mut out = Vec::new();
                 for a in args {
                     out.extend(self.targets(a)?);

@@ -38,8 +38,9 @@ pub async fn fetch(
         return Err(format!("server returned HTTP status {}", response.status));
     }
     match response.headers.get(hyper::header::CONTENT_ENCODING) {
-        None => Ok(response.body.to_vec()),
-        Some(enc) if enc.as_bytes() == b"identity" => Ok(response.body.to_vec()),
+        // Bytes -> Vec takes the buffer over instead of copying when it can.
+        None => Ok(Vec::from(response.body)),
+        Some(enc) if enc.as_bytes() == b"identity" => Ok(Vec::from(response.body)),
         Some(enc) if enc.as_bytes().eq_ignore_ascii_case(b"gzip") => {
             gunzip(&response.body, body_size_limit_bytes)
         }
