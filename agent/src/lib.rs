@@ -15,3 +15,4 @@ pub mod resolve;
 pub mod run;
 pub mod scrape;
 pub mod status;
+pub mod wal;

@@ -112,6 +112,45 @@ impl Labels {
         self.get("__name__").unwrap_or("")
     }
 
+    /// The canonical encoding described on the type (empty for no labels), as stored in the
+    /// write-ahead log.
+    pub fn encoded(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Labels from [`Labels::encoded`] bytes, checked: well-formed lengths, UTF-8, names sorted
+    /// and unique, no empty values. `None` for anything else (a damaged file).
+    pub fn from_encoded(b: &[u8]) -> Option<Labels> {
+        if b.is_empty() {
+            return Some(Labels::default());
+        }
+        if b.len() < LEN_BYTES {
+            return None;
+        }
+        let n = read_len(b, 0);
+        let mut text = LEN_BYTES.checked_mul(n.checked_mul(2)?.checked_add(1)?)?;
+        if n == 0 || text > b.len() {
+            return None;
+        }
+        let mut prev: Option<&str> = None;
+        for i in 0..n {
+            let at = LEN_BYTES * (1 + 2 * i);
+            let (k, v) = (read_len(b, at), read_len(b, at + LEN_BYTES));
+            let end = text.checked_add(k)?.checked_add(v)?;
+            if end > b.len() || v == 0 {
+                return None;
+            }
+            let name = std::str::from_utf8(&b[text..text + k]).ok()?;
+            std::str::from_utf8(&b[text + k..end]).ok()?;
+            if prev.is_some_and(|p| p >= name) {
+                return None;
+            }
+            prev = Some(name);
+            text = end;
+        }
+        (text == b.len()).then(|| Labels(b.into()))
+    }
+
     /// xxhash64 over `name 0xFF value 0xFF ...`, for grouping and sharding.
     pub fn hash(&self) -> u64 {
         let mut h = xxhash_rust::xxh64::Xxh64::new(0);
@@ -209,6 +248,22 @@ mod tests {
             a.hash(),
             Labels::from_pairs([("z", "1"), ("a", "b")]).hash()
         );
+    }
+
+    #[test]
+    fn encoded_labels_round_trip_and_damaged_bytes_are_refused() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a/ä")]);
+        assert_eq!(Labels::from_encoded(l.encoded()), Some(l.clone()));
+        assert_eq!(Labels::from_encoded(&[]), Some(Labels::default()));
+        let b = l.encoded();
+        for cut in 1..b.len() {
+            assert_eq!(Labels::from_encoded(&b[..cut]), None, "cut at {cut}");
+        }
+        let unsorted = Labels(Arc::from(&b"\x02\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\0\0bxay"[..]));
+        assert_eq!(Labels::from_encoded(unsorted.encoded()), None);
+        let mut bad_utf8 = b.to_vec();
+        *bad_utf8.last_mut().unwrap() = 0xff;
+        assert_eq!(Labels::from_encoded(&bad_utf8), None);
     }
 
     #[test]
