@@ -420,7 +420,7 @@ impl Collector for PipelineCollector {
         let counters: [CounterOf<MetricsSnapshot>; 6] = [
             (
                 "prometheus_remote_storage_samples_in",
-                "Samples handed to the remote_write queue, accepted or not.",
+                "Samples this endpoint read from the WAL.",
                 |m| m.samples_in_total,
             ),
             (
@@ -430,12 +430,12 @@ impl Collector for PipelineCollector {
             ),
             (
                 "prometheus_remote_storage_samples_failed",
-                "Samples given up on: non-retryable answer, or still unsent at shutdown.",
+                "Samples given up on: the endpoint refused them (non-retryable answer).",
                 |m| m.samples_failed_total,
             ),
             (
                 "prometheus_remote_storage_samples_dropped",
-                "Samples refused because the queue was full.",
+                "Samples the WAL removed (age or size bound) before this endpoint sent them.",
                 |m| m.samples_dropped_total,
             ),
             (
@@ -462,7 +462,7 @@ impl Collector for PipelineCollector {
         gauge_family(
             &mut e,
             "prometheus_remote_storage_samples_pending",
-            "Samples queued or in flight to the remote endpoint.",
+            "Samples in the shards' queues or in flight to the remote endpoint.",
             &rws.iter()
                 .map(|r| (labels(r), r.metrics.samples_pending.max(0)))
                 .collect::<Vec<_>>(),
@@ -474,8 +474,47 @@ impl Collector for PipelineCollector {
             &rws.iter()
                 .map(|r| (labels(r), r.metrics.highest_sent_timestamp_ms / 1000))
                 .collect::<Vec<_>>(),
-        )
+        )?;
+        let shard_gauges: [(&str, &str, fn(&MetricsSnapshot) -> i64); 4] = [
+            ("prometheus_remote_storage_shards", "Shards sending in parallel.", |m| m.shards),
+            ("prometheus_remote_storage_shards_desired", "Shards the resharding rule asks for.", |m| m.shards_desired),
+            ("prometheus_remote_storage_shards_min", "queue_config min_shards.", |m| m.shards_min),
+            ("prometheus_remote_storage_shards_max", "queue_config max_shards.", |m| m.shards_max),
+        ];
+        for (name, help, value) in shard_gauges {
+            gauge_family(&mut e, name, help, &rws.iter().map(|r| (labels(r), value(&r.metrics))).collect::<Vec<_>>())?;
+        }
+        wal_metrics(&mut e, &stats.wals)
     }
+}
+
+/// The WAL of each remote_write component (Alloy's and Prometheus' TSDB names).
+fn wal_metrics(e: &mut DescriptorEncoder, wals: &[(String, Arc<crate::wal::WalMetrics>)]) -> std::fmt::Result {
+    use std::sync::atomic::Ordering::Relaxed;
+    type WalCounter = (&'static str, &'static str, fn(&crate::wal::WalMetrics) -> u64);
+    let id = |c: &str| vec![("component_id", c.to_string())];
+    let counters: [WalCounter; 7] = [
+        ("prometheus_remote_write_wal_samples_appended", "Samples written to the WAL.", |m| m.samples_appended.load(Relaxed)),
+        ("prometheus_remote_write_wal_storage_created_series", "Series created in the WAL.", |m| m.series_created.load(Relaxed)),
+        ("prometheus_remote_write_wal_replayed_records", "Records read back from the WAL at start.", |m| m.replayed_records.load(Relaxed)),
+        ("prometheus_tsdb_wal_corruptions", "Damaged or torn WAL records found (replay stops at them in their segment).", |m| m.corruptions.load(Relaxed)),
+        ("prometheus_tsdb_wal_writes_failed", "WAL writes that failed; their samples are lost.", |m| m.writes_failed.load(Relaxed)),
+        ("prometheus_tsdb_wal_truncations", "WAL truncations.", |m| m.truncations.load(Relaxed)),
+        ("prometheus_tsdb_checkpoint_creations", "WAL checkpoints written.", |m| m.checkpoints.load(Relaxed)),
+    ];
+    for (name, help, value) in counters {
+        counter_family(e, name, help, &wals.iter().map(|(c, m)| (id(c), value(m))).collect::<Vec<_>>())?;
+    }
+    let gauges: [(&str, &str, fn(&crate::wal::WalMetrics) -> i64); 4] = [
+        ("prometheus_remote_write_wal_storage_active_series", "Series the WAL keeps.", |m| m.active_series.load(Relaxed)),
+        ("prometheus_tsdb_wal_storage_size_bytes", "Bytes of WAL segments on disk.", |m| m.size_bytes.load(Relaxed)),
+        ("prometheus_tsdb_wal_segment_current", "The WAL segment being written.", |m| m.segment_current.load(Relaxed)),
+        ("prometheus_remote_storage_highest_timestamp_in_seconds", "Newest sample timestamp written to the WAL, in seconds since the epoch.", |m| m.highest_timestamp_ms.load(Relaxed) / 1000),
+    ];
+    for (name, help, value) in gauges {
+        gauge_family(e, name, help, &wals.iter().map(|(c, m)| (id(c), value(m))).collect::<Vec<_>>())?;
+    }
+    Ok(())
 }
 
 /// `process_*` from /proc (Linux only; elsewhere nothing).

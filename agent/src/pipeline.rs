@@ -19,6 +19,7 @@
 //! it calls [`Pipeline::stop_scraping`] and [`Pipeline::flush`] on shutdown).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,19 +37,23 @@ use crate::http_client::HttpClient;
 use crate::relabel::{relabel_targets, MetricRelabel, MetricRelabelMetrics};
 use crate::remote_write::{MetricsSnapshot, RemoteWrite};
 use crate::scrape::{Appender, ManagerOptions, ScrapeManager, StopMode};
+use crate::config::RemoteWriteConfig;
+use crate::wal::Wal;
 
-/// How long a graceful shutdown waits for remote_write queues to drain. Without a WAL what is
-/// still queued after this is dropped (counted as failed).
+/// How long a graceful shutdown lets remote_write shards send what they hold; the rest stays
+/// in the WAL and is sent after the restart.
 pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a remote_write component removed or replaced by a reload may keep sending what it
-/// had queued.
+/// How long a remote_write component removed or replaced by a reload may keep sending what its
+/// shards hold (its replacement reads on from the same WAL once it stopped).
 const RETIRED_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The running pipeline of one node.
 pub struct Pipeline {
     /// This node's name, as the cluster knows it (the owner name in assignments).
     node: String,
+    /// `--storage.path`: each remote_write component's WAL is under it.
+    storage: PathBuf,
     state: Mutex<State>,
     /// Poked when a discovery publishes a new target list.
     targets_changed: Arc<Notify>,
@@ -56,6 +61,9 @@ pub struct Pipeline {
 
 struct State {
     remote_writes: BTreeMap<String, Arc<RemoteWrite>>,
+    /// The open WAL of each remote_write component, kept while the component exists (a
+    /// restarted component reuses it).
+    wals: BTreeMap<String, Arc<Wal>>,
     /// `prometheus.relabel` components; kept across an apply while their settings and
     /// receivers are unchanged.
     metric_relabels: BTreeMap<String, (MetricRelabelConfig, Arc<MetricRelabel>)>,
@@ -127,6 +135,8 @@ pub struct MetricRelabelStats {
 pub struct PipelineStats {
     pub scrapes: Vec<ScrapeStats>,
     pub remote_writes: Vec<RemoteWriteStats>,
+    /// Each remote_write component's WAL counters, by component id.
+    pub wals: Vec<(String, Arc<crate::wal::WalMetrics>)>,
     pub metric_relabels: Vec<MetricRelabelStats>,
 }
 
@@ -151,15 +161,35 @@ pub fn check_clients(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// The WAL directory of a remote_write component: Alloy's layout,
+/// `STORAGE/prometheus.remote_write.NAME/wal`.
+pub fn wal_dir(storage: &Path, component: &str) -> PathBuf {
+    storage.join(format!("prometheus.remote_write.{component}")).join("wal")
+}
+
+fn open_wal(storage: &Path, cfg: &RemoteWriteConfig) -> Result<Arc<Wal>, String> {
+    Wal::open(&wal_dir(storage, &cfg.name), (&cfg.wal).into())
+        .map_err(|e| format!("prometheus.remote_write.{}: {e}", cfg.name))
+}
+
 impl Pipeline {
     /// Starts every component of `config` on the current tokio runtime. Clustered scrape
     /// components own nothing until [`Pipeline::set_members`] says this node is a
     /// participant; the others start scraping at once.
-    pub fn start(config: Config, node: &str) -> Arc<Pipeline> {
+    ///
+    /// Each `prometheus.remote_write` opens (and replays) its WAL under `storage` first; a
+    /// WAL that cannot be opened (unwritable path, another agent on it) is an error.
+    pub fn start(config: Config, node: &str, storage: &Path) -> Result<Arc<Pipeline>, String> {
+        let mut wals = BTreeMap::new();
+        for rw in &config.remote_writes {
+            wals.insert(rw.name.clone(), open_wal(storage, rw)?);
+        }
         let pipeline = Arc::new(Pipeline {
             node: node.to_string(),
+            storage: storage.to_path_buf(),
             state: Mutex::new(State {
                 remote_writes: BTreeMap::new(),
+                wals,
                 metric_relabels: BTreeMap::new(),
                 discoveries: BTreeMap::new(),
                 discovery_relabels: BTreeMap::new(),
@@ -170,7 +200,7 @@ impl Pipeline {
             targets_changed: Arc::new(Notify::new()),
         });
         pipeline.apply(config);
-        pipeline
+        Ok(pipeline)
     }
 
     /// Follows the cluster view and the discoveries until the view's sender is dropped.
@@ -208,7 +238,15 @@ impl Pipeline {
                 Some(rw) if rw.config() == cfg => rw,
                 old => {
                     let id = format!("prometheus.remote_write.{}", cfg.name);
-                    match RemoteWrite::start(cfg.clone()) {
+                    let wal = match st.wals.get(&cfg.name) {
+                        Some(w) => Ok(w.clone()),
+                        None => open_wal(&self.storage, cfg),
+                    };
+                    let started = wal.and_then(|wal| {
+                        st.wals.insert(cfg.name.clone(), wal.clone());
+                        RemoteWrite::start(cfg.clone(), wal, old.as_deref())
+                    });
+                    match started {
                         Ok(rw) => {
                             retired.extend(old);
                             tracing::info!(component = %id, "starting");
@@ -228,6 +266,9 @@ impl Pipeline {
                 }
             };
             st.remote_writes.insert(cfg.name.clone(), rw);
+        }
+        for name in old_rw.keys() {
+            st.wals.remove(name);
         }
         retired.extend(old_rw.into_values());
 
@@ -362,7 +403,7 @@ impl Pipeline {
 
         // Old remote_write components get no new samples now; let them drain.
         for rw in retired {
-            tracing::info!(component = %format!("prometheus.remote_write.{}", rw.config().name), "replaced or removed; flushing what it had queued");
+            tracing::info!(component = %format!("prometheus.remote_write.{}", rw.config().name), "replaced or removed; stopping its senders");
             tokio::spawn(async move { rw.shutdown(RETIRED_FLUSH_TIMEOUT).await });
         }
     }
@@ -458,6 +499,11 @@ impl Pipeline {
                             metrics: m.snapshot(),
                         })
                 })
+                .collect(),
+            wals: st
+                .remote_writes
+                .iter()
+                .map(|(name, rw)| (format!("prometheus.remote_write.{name}"), rw.wal_metrics()))
                 .collect(),
             metric_relabels: st
                 .metric_relabels
@@ -614,6 +660,12 @@ mod tests {
         Config::from_str(&src, "test.alloy").unwrap()
     }
 
+    /// These pipelines have no remote_write component: nothing is written to storage.
+    fn start(config: Config, node: &str) -> Arc<Pipeline> {
+        assert!(config.remote_writes.is_empty());
+        Pipeline::start(config, node, Path::new("/nonexistent/storage")).unwrap()
+    }
+
     fn members(states: &[(&str, NodeState)]) -> Vec<(String, NodeState)> {
         states.iter().map(|(n, s)| (n.to_string(), *s)).collect()
     }
@@ -628,7 +680,7 @@ mod tests {
         let live = members(&names.map(|n| (n, NodeState::Participant)));
         let nodes: Vec<Arc<Pipeline>> = names
             .iter()
-            .map(|n| Pipeline::start(config(60, true), n))
+            .map(|n| start(config(60, true), n))
             .collect();
         let mut seen: Vec<Target> = Vec::new();
         for p in &nodes {
@@ -647,7 +699,7 @@ mod tests {
 
     #[tokio::test]
     async fn viewers_and_terminating_nodes_own_nothing_for_writes() {
-        let p = Pipeline::start(config(10, true), "a");
+        let p = start(config(10, true), "a");
         assert_eq!(owned(&p), 0, "no member list yet");
         p.set_members(&members(&[("a", NodeState::Viewer)]));
         assert_eq!(owned(&p), 0, "viewer");
@@ -662,7 +714,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_clustering_every_node_scrapes_every_target() {
-        let p = Pipeline::start(config(10, false), "a");
+        let p = start(config(10, false), "a");
         assert_eq!(owned(&p), 10, "even before joining");
         p.set_members(&members(&[
             ("a", NodeState::Participant),
@@ -673,7 +725,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reload_reassigns_and_stop_scraping_is_final() {
-        let p = Pipeline::start(config(10, false), "a");
+        let p = start(config(10, false), "a");
         p.set_members(&members(&[
             ("a", NodeState::Participant),
             ("b", NodeState::Participant),
@@ -693,7 +745,7 @@ mod tests {
     #[tokio::test]
     async fn duplicate_targets_are_scraped_once() {
         let src = "prometheus.scrape \"s\" {\n  targets = [{__address__ = \"127.0.0.1:1\"}, {__address__ = \"127.0.0.1:1\"}]\n  forward_to = []\n}\n";
-        let p = Pipeline::start(Config::from_str(src, "t.alloy").unwrap(), "a");
+        let p = start(Config::from_str(src, "t.alloy").unwrap(), "a");
         assert_eq!(p.stats().scrapes[0].targets, 1);
         assert_eq!(owned(&p), 1);
     }

@@ -55,8 +55,9 @@ async fn relabeled_targets_are_sharded_and_dropped_ones_are_not() {
         ("a".to_string(), NodeState::Participant),
         ("b".to_string(), NodeState::Participant),
     ];
-    let a = Pipeline::start(config("prod"), "a");
-    let b = Pipeline::start(config("prod"), "b");
+    let storage = tempfile::tempdir().unwrap();
+    let a = Pipeline::start(config("prod"), "a", storage.path()).unwrap();
+    let b = Pipeline::start(config("prod"), "b", storage.path()).unwrap();
     a.set_members(&live);
     b.set_members(&live);
     assert_eq!(
@@ -115,7 +116,8 @@ prometheus.remote_write "w" {{
 
 #[tokio::test]
 async fn a_reload_keeps_unchanged_relabel_components_and_rebuilds_what_changed() {
-    let p = Pipeline::start(chain("up", "http://127.0.0.1:1/w", "10s"), "a");
+    let storage = tempfile::tempdir().unwrap();
+    let p = Pipeline::start(chain("up", "http://127.0.0.1:1/w", "10s"), "a", storage.path()).unwrap();
     let running = |name: &str| {
         p.stats()
             .metric_relabels

@@ -234,7 +234,9 @@ async fn scraped_series_arrive_in_prometheus_with_job_and_instance() {
     // Wire the components the way `agent run` does (here every target is ours).
     let discovery = FileDiscovery::spawn(config.file_discoveries[0].clone());
     assert!(discovery.errors().is_empty(), "{:?}", discovery.errors());
-    let rw = RemoteWrite::start(config.remote_writes[0].clone()).unwrap();
+    let rw_cfg = config.remote_writes[0].clone();
+    let wal = agent::wal::Wal::open(&dir.path().join("wal"), (&rw_cfg.wal).into()).unwrap();
+    let rw = RemoteWrite::start(rw_cfg, wal, None).unwrap();
     let scrape_cfg = config.scrapes[0].clone();
     let manager = ScrapeManager::new(scrape_cfg.clone(), vec![rw.receiver()]).unwrap();
     let discovered = discovery.targets().borrow().clone();

@@ -1,6 +1,6 @@
 //! The remote write client against a fake receiver on loopback: wire format and headers,
-//! batching, retry rules (5xx/429/network retried, other 4xx not), the bounded queue and its
-//! counters.
+//! batching, retry rules (5xx/429/network retried, other 4xx not), splitting a rejected
+//! batch, the bounded shard queues, and resuming from the WAL after a restart.
 
 mod pipeline_support;
 
@@ -12,6 +12,7 @@ use agent::config::{EndpointConfig, RemoteWriteConfig};
 use agent::remote_write::proto::{decode_write_request, snappy_decompress, DecodedSeries};
 use agent::remote_write::RemoteWrite;
 use agent::scrape::{Labels, Sample};
+use agent::wal::Wal;
 use http_body_util::BodyExt;
 use pipeline_support::{eventually, reply, TestServer};
 
@@ -57,7 +58,15 @@ fn config(addr: &str, tweak: impl FnOnce(&mut EndpointConfig)) -> RemoteWriteCon
         name: "test".into(),
         endpoints: vec![e],
         external_labels: Default::default(),
+        wal: Default::default(),
     }
+}
+
+/// The component with a WAL of its own (kept alive by the returned directory).
+fn start(cfg: RemoteWriteConfig) -> (Arc<RemoteWrite>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), (&cfg.wal).into()).unwrap();
+    (RemoteWrite::start(cfg, wal, None).unwrap(), dir)
 }
 
 fn samples(n: usize) -> Vec<Sample> {
@@ -77,7 +86,7 @@ fn samples(n: usize) -> Vec<Sample> {
 #[tokio::test]
 async fn batches_carry_protocol_headers_and_decode_to_the_samples_sent() {
     let (server, seen) = receiver(vec![]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |_| {})).unwrap();
+    let (rw, _dir) = start(config(&server.address(), |_| {}));
     rw.receiver().append(&samples(3));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "3 samples sent", || {
@@ -109,11 +118,10 @@ async fn batches_carry_protocol_headers_and_decode_to_the_samples_sent() {
 #[tokio::test]
 async fn full_batches_go_at_once_and_the_rest_after_the_deadline() {
     let (server, seen) = receiver(vec![]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |e| {
+    let (rw, _dir) = start(config(&server.address(), |e| {
         e.queue.max_samples_per_send = 10;
         e.queue.batch_send_deadline = Duration::from_millis(300);
-    }))
-    .unwrap();
+    }));
     rw.receiver().append(&samples(25));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "25 samples sent", || {
@@ -133,7 +141,7 @@ async fn full_batches_go_at_once_and_the_rest_after_the_deadline() {
 #[tokio::test]
 async fn server_errors_and_429_are_retried_until_accepted() {
     let (server, seen) = receiver(vec![500, 503, 429]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |_| {})).unwrap();
+    let (rw, _dir) = start(config(&server.address(), |_| {}));
     rw.receiver().append(&samples(4));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "sent after retries", || {
@@ -155,7 +163,7 @@ async fn server_errors_and_429_are_retried_until_accepted() {
 #[tokio::test]
 async fn other_client_errors_are_not_retried() {
     let (server, _) = receiver(vec![400]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |_| {})).unwrap();
+    let (rw, _dir) = start(config(&server.address(), |_| {}));
     rw.receiver().append(&samples(5));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "batch failed", || {
@@ -169,10 +177,9 @@ async fn other_client_errors_are_not_retried() {
     assert_eq!(snap.samples_pending, 0);
 
     let (server, _) = receiver(vec![429]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |e| {
+    let (rw, _dir2) = start(config(&server.address(), |e| {
         e.queue.retry_on_http_429 = false
-    }))
-    .unwrap();
+    }));
     rw.receiver().append(&samples(2));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "429 not retried", || {
@@ -183,13 +190,18 @@ async fn other_client_errors_are_not_retried() {
 }
 
 #[tokio::test]
-async fn network_errors_are_retried_and_shutdown_gives_up_at_its_deadline() {
+async fn network_errors_are_retried_and_what_is_unsent_at_shutdown_goes_after_the_restart() {
     // A port nobody listens on.
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let rw = RemoteWrite::start(config(&addr.to_string(), |_| {})).unwrap();
+    let named = |addr: &str| {
+        config(addr, |e| e.name = "primary".into())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = named(&addr.to_string());
+    let rw = RemoteWrite::start(cfg.clone(), Wal::open(dir.path(), (&cfg.wal).into()).unwrap(), None).unwrap();
     rw.receiver().append(&samples(3));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "several attempts", || {
@@ -201,31 +213,133 @@ async fn network_errors_are_retried_and_shutdown_gives_up_at_its_deadline() {
         .await
         .expect("shutdown is bounded");
     let snap = metrics.snapshot();
-    assert_eq!(snap.samples_failed_total, 3);
+    assert_eq!(snap.samples_failed_total, 0, "nothing is given up: it stays in the WAL");
     assert_eq!(snap.samples_pending, 0);
-    rw.receiver().append(&samples(1));
-    assert_eq!(
-        metrics.snapshot().samples_dropped_total,
-        1,
-        "closed queue drops"
-    );
+    drop(rw);
+
+    // The same endpoint (by name) now reaches a receiver: the 3 samples arrive, once.
+    let (server, seen) = receiver(vec![]).await;
+    let cfg = named(&server.address());
+    let rw = RemoteWrite::start(cfg.clone(), Wal::open(dir.path(), (&cfg.wal).into()).unwrap(), None).unwrap();
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "the 3 samples after the restart", || {
+        (metrics.snapshot().samples_sent_total == 3).then_some(())
+    })
+    .await;
+    rw.receiver().append(&samples(2));
+    eventually(WAIT, "and new ones", || {
+        (metrics.snapshot().samples_sent_total == 5).then_some(())
+    })
+    .await;
+    let got: usize = seen.lock().unwrap().requests.iter().map(|(_, s)| s.len()).sum();
+    assert_eq!(got, 5, "nothing twice");
+}
+
+/// `samples(10)`, `k` seconds later.
+fn later(k: i64) -> Vec<Sample> {
+    samples(10)
+        .into_iter()
+        .map(|mut s| {
+            s.timestamp_ms += 1000 * k;
+            s
+        })
+        .collect()
 }
 
 #[tokio::test]
-async fn a_full_queue_drops_and_counts_instead_of_growing() {
-    let (server, _) = receiver(vec![500; 1000]).await;
-    let rw = RemoteWrite::start(config(&server.address(), |e| {
+async fn a_restart_resends_nothing_that_was_accepted_and_everything_that_was_not() {
+    let (server, seen) = receiver(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&server.address(), |e| e.queue.max_samples_per_send = 7);
+    let wal = Wal::open(dir.path(), (&cfg.wal).into()).unwrap();
+    let rw = RemoteWrite::start(cfg.clone(), wal.clone(), None).unwrap();
+    for k in 0..10 {
+        rw.receiver().append(&later(k));
+    }
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "100 sent", || (metrics.snapshot().samples_sent_total == 100).then_some(())).await;
+    rw.shutdown(Duration::from_secs(1)).await;
+    drop(rw);
+    // Written while no endpoint runs (a scrape racing the restart).
+    wal.append(&later(10));
+    drop(wal);
+    let wal = Wal::open(dir.path(), (&cfg.wal).into()).unwrap();
+    let rw = RemoteWrite::start(cfg, wal, None).unwrap();
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "the 10 written meanwhile", || (metrics.snapshot().samples_sent_total == 10).then_some(())).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all: Vec<(Vec<(String, String)>, i64)> = seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .flat_map(|(_, s)| s.iter().flat_map(|x| x.samples.iter().map(|(t, _)| (x.labels.clone(), *t))))
+        .collect();
+    assert_eq!(all.len(), 110, "each sample exactly once");
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 110);
+}
+
+#[tokio::test]
+async fn a_full_shard_queue_makes_the_reader_wait_and_nothing_is_dropped() {
+    let (server, _) = receiver(vec![500; 20]).await;
+    let (rw, _dir) = start(config(&server.address(), |e| {
         e.queue.capacity = 5;
         e.queue.max_samples_per_send = 5;
-    }))
-    .unwrap();
+    }));
     rw.receiver().append(&samples(20));
     let metrics = rw.metrics()[0].1.clone();
+    let mut most_pending = 0;
+    eventually(WAIT, "all 20 sent after the errors", || {
+        let s = metrics.snapshot();
+        most_pending = most_pending.max(s.samples_pending);
+        (s.samples_sent_total == 20).then_some(())
+    })
+    .await;
     let snap = metrics.snapshot();
-    assert_eq!(snap.samples_in_total, 20);
-    assert_eq!(snap.samples_dropped_total, 15);
-    assert_eq!(snap.samples_pending, 5);
-    rw.shutdown(Duration::from_millis(50)).await;
+    // The queue's capacity, plus the request in flight.
+    assert!(most_pending <= 10, "memory bounded by the shard capacity: {most_pending}");
+    assert_eq!(snap.samples_dropped_total, 0);
+    assert_eq!(snap.samples_failed_total, 0);
+    assert!(snap.samples_retried_total >= 20 * 5, "{snap:?}");
+}
+
+#[tokio::test]
+async fn one_rejected_sample_costs_only_itself() {
+    // Like Prometheus with an out-of-order sample: the whole request is refused with 400.
+    let seen = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let s = seen.clone();
+    let server = TestServer::start(Arc::new(move |req: hyper::Request<hyper::body::Incoming>| {
+        let seen = s.clone();
+        Box::pin(async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let decoded = decode_write_request(&snappy_decompress(&body).unwrap()).unwrap();
+            let ids: Vec<usize> = decoded
+                .iter()
+                .map(|x| x.labels.iter().find(|(k, _)| k == "i").unwrap().1.parse().unwrap())
+                .collect();
+            if ids.contains(&7) {
+                return reply(400, "out of order sample");
+            }
+            seen.lock().unwrap().extend(ids);
+            reply(204, "")
+        })
+    }))
+    .await;
+    let (rw, _dir) = start(config(&server.address(), |e| e.queue.max_samples_per_send = 100));
+    rw.receiver().append(&samples(20));
+    let metrics = rw.metrics()[0].1.clone();
+    eventually(WAIT, "19 accepted, 1 refused", || {
+        let s = metrics.snapshot();
+        (s.samples_sent_total == 19 && s.samples_failed_total == 1).then_some(())
+    })
+    .await;
+    let mut got = seen.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, (0..20).filter(|i| *i != 7).collect::<Vec<_>>());
+    assert!(metrics.snapshot().requests_total <= 2 * 5 + 1, "bisection, not one request per sample");
 }
 
 #[tokio::test]
@@ -234,7 +348,7 @@ async fn external_labels_are_added_unless_present() {
     let mut cfg = config(&server.address(), |_| {});
     cfg.external_labels.insert("cluster".into(), "eu1".into());
     cfg.external_labels.insert("job".into(), "ignored".into());
-    let rw = RemoteWrite::start(cfg).unwrap();
+    let (rw, _dir) = start(cfg);
     rw.receiver().append(&samples(1));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "sent", || {

@@ -146,7 +146,7 @@ impl RefCx<'_> {
     ) -> Result<RemoteWriteConfig, ConfigError> {
         let cx = &self.cx;
         let what = format!("{KIND_REMOTE_WRITE} \"{name}\"");
-        let f = Fields::new(cx, &block.body, &what, &["external_labels"], &["endpoint"])?;
+        let f = Fields::new(cx, &block.body, &what, &["external_labels"], &["endpoint", "wal"])?;
         let external_labels = match f.get("external_labels") {
             Some(e) => cx.labels(e)?,
             None => BTreeMap::new(),
@@ -161,10 +161,38 @@ impl RefCx<'_> {
                 format!("{what} has no endpoint; expected `endpoint {{ url = \"http://host:9090/api/v1/write\" }}`"),
             ));
         }
+        let mut wal = WalConfig::default();
+        if let Some(b) = f.single_block(cx, "wal", &what)? {
+            let wwhat = format!("wal block of {what}");
+            let names = ["truncate_frequency", "min_keepalive_time", "max_keepalive_time", "max_size"];
+            let wf = Fields::new(cx, &b.body, &wwhat, &names, &[])?;
+            if let Some(x) = wf.get("truncate_frequency") {
+                wal.truncate_frequency = cx.positive_duration(x)?;
+            }
+            if let Some(x) = wf.get("min_keepalive_time") {
+                wal.min_keepalive_time = cx.duration(x)?;
+            }
+            if let Some(x) = wf.get("max_keepalive_time") {
+                wal.max_keepalive_time = cx.positive_duration(x)?;
+            }
+            if let Some(x) = wf.get("max_size") {
+                let s = cx.string(x)?;
+                wal.max_size_bytes = parse_bytes(&s).filter(|b| *b > 0).ok_or_else(|| {
+                    cx.err(x.pos, format!("invalid size {s:?}; expected a size like \"4GiB\""))
+                })?;
+            }
+            if wal.min_keepalive_time > wal.max_keepalive_time {
+                return Err(cx.err(
+                    b.pos,
+                    "min_keepalive_time is greater than max_keepalive_time; expected min_keepalive_time <= max_keepalive_time",
+                ));
+            }
+        }
         Ok(RemoteWriteConfig {
             name: name.to_string(),
             endpoints,
             external_labels,
+            wal,
         })
     }
 
@@ -207,6 +235,8 @@ impl RefCx<'_> {
                 &qwhat,
                 &[
                     "capacity",
+                    "min_shards",
+                    "max_shards",
                     "max_samples_per_send",
                     "batch_send_deadline",
                     "min_backoff",
@@ -218,6 +248,18 @@ impl RefCx<'_> {
             let queue = &mut e.queue;
             if let Some(x) = qf.get("capacity") {
                 queue.capacity = cx.count(x, 1)?;
+            }
+            if let Some(x) = qf.get("min_shards") {
+                queue.min_shards = cx.count(x, 1)?;
+            }
+            if let Some(x) = qf.get("max_shards") {
+                queue.max_shards = cx.count(x, 1)?;
+            }
+            if queue.min_shards > queue.max_shards {
+                return Err(cx.err(
+                    q.pos,
+                    "min_shards is greater than max_shards; expected min_shards <= max_shards",
+                ));
             }
             if let Some(x) = qf.get("max_samples_per_send") {
                 queue.max_samples_per_send = cx.count(x, 1)?;

@@ -158,6 +158,35 @@ pub struct RemoteWriteConfig {
     pub endpoints: Vec<EndpointConfig>,
     /// Added to every series that lacks the label.
     pub external_labels: BTreeMap<String, String>,
+    /// `wal { ... }`: the bounds of the component's write-ahead log.
+    pub wal: WalConfig,
+}
+
+/// `wal { truncate_frequency min_keepalive_time max_keepalive_time max_size }` of
+/// `prometheus.remote_write`; Alloy's names and defaults, plus a size bound of ours.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WalConfig {
+    /// How often the log is truncated. Alloy default 2h.
+    pub truncate_frequency: Duration,
+    /// Data younger than this is kept even when every endpoint has sent it. Alloy default 5m.
+    pub min_keepalive_time: Duration,
+    /// Data older than this is removed even if an endpoint has not sent it (and counted as
+    /// dropped). Alloy default 8h.
+    pub max_keepalive_time: Duration,
+    /// Disk the log may use; past it the oldest data goes, sent or not (ours: Alloy has no
+    /// size bound). Default 4GiB.
+    pub max_size_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> WalConfig {
+        WalConfig {
+            truncate_frequency: Duration::from_secs(2 * 3600),
+            min_keepalive_time: Duration::from_secs(5 * 60),
+            max_keepalive_time: Duration::from_secs(8 * 3600),
+            max_size_bytes: 4 << 30,
+        }
+    }
 }
 
 /// `endpoint { url = "..." ... queue_config { ... } }`.
@@ -185,13 +214,16 @@ impl EndpointConfig {
     }
 }
 
-/// `queue_config { ... }`. The names are Alloy's; `capacity` differs in meaning (see field).
+/// `queue_config { ... }`, with Alloy's names and defaults.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueConfig {
-    /// Samples buffered in memory for this endpoint; when full, new samples are dropped and
-    /// counted. Alloy's 10000 is per shard with a WAL behind it; we have no WAL, so this one
-    /// queue holds 100000 by default.
+    /// Samples buffered in memory per shard; when full, reading the WAL waits (nothing is
+    /// dropped). Alloy default 10000.
     pub capacity: usize,
+    /// Fewest parallel senders. Alloy default 1.
+    pub min_shards: usize,
+    /// Most parallel senders. Alloy default 50.
+    pub max_shards: usize,
     /// Alloy default 2000.
     pub max_samples_per_send: usize,
     /// A partial batch is sent after waiting this long. Alloy default 5s.
@@ -207,7 +239,9 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> QueueConfig {
         QueueConfig {
-            capacity: 100_000,
+            capacity: 10_000,
+            min_shards: 1,
+            max_shards: 50,
             max_samples_per_send: 2000,
             batch_send_deadline: Duration::from_secs(5),
             min_backoff: Duration::from_millis(30),

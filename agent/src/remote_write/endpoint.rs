@@ -1,347 +1,422 @@
-//! One remote write endpoint: a bounded in-memory queue, a sender task that cuts batches
-//! (`max_samples_per_send`, or whatever is queued once the oldest sample has waited
-//! `batch_send_deadline`), and delivery with retries.
+//! One remote write endpoint: reads the component's WAL from its own position, hands each
+//! sample to a shard by series, and keeps the shard count fitted to the load.
 //!
-//! Retry rule (remote write 1.0): 5xx, 429 (unless `retry_on_http_429 = false`), timeouts and
-//! network errors are retried with exponential backoff from `min_backoff` to `max_backoff`
-//! until they succeed or the endpoint shuts down; any other status is final and the batch is
-//! counted as failed. While a batch is retried the queue keeps filling; when it is full new
-//! samples are dropped and counted, so memory stays bounded. One sender per endpoint keeps
-//! each series in order (no sharding yet).
+//! - Start: the endpoint's position file says how far each shard got; reading resumes at the
+//!   oldest of those and skips, per shard, what was already sent, so a restart resends at
+//!   most the requests that were in flight. An endpoint without a file starts at the newest
+//!   data.
+//! - Every second the oldest unsent record becomes the endpoint's acknowledgement to the WAL
+//!   (what truncation may remove), and idle shards move their saved position up.
+//! - Every [`RESHARD_INTERVAL`] the desired shard count is computed (see `reshard.rs`); the
+//!   reader then lets the shards drain and starts the new set, so no series is ever in two
+//!   shards at once.
+//! - Shutdown: the reader stops, shards send what they hold until the deadline; whatever is
+//!   left is still in the WAL and is sent after the restart.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
 use super::metrics::EndpointMetrics;
-use super::proto::{encode_samples, snappy_compress};
+use super::positions::{self, PositionFile, Slot};
+use super::reshard::{desired_shards, Ewma, Measured, RESHARD_INTERVAL};
+use super::send::Sender;
+use super::shards::{self, Item, Shard};
 use crate::config::EndpointConfig;
-use crate::http_client::{ErrorKind, HttpClient, USER_AGENT};
+use crate::http_client::{HttpClient, USER_AGENT};
 use crate::scrape::Sample;
+use crate::wal::{Pos, ReadBatch, Subscription, Wal, WalReader};
 
-/// Bytes of an error response body kept for the log message.
-const ERROR_BODY_MAX_BYTES: usize = 1024;
-/// Largest response body read from a receiver (they answer with a short text at most).
-const RESPONSE_BODY_MAX_BYTES: u64 = 64 * 1024;
-/// While a batch keeps failing, every this-many-th retry is logged as a warning (the first
-/// one always is), so an outage is visible without a line per retry.
-const RETRY_WARN_EVERY: u32 = 20;
+/// How often the acknowledgement and idle shards' positions are updated.
+const ACK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What one request attempt came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Sent,
-    Retry(String),
-    Fail(String),
+/// The shard of a series reference among `n`.
+fn shard_of(series: u64, n: usize) -> usize {
+    ((series.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % n as u64) as usize
 }
 
-/// Remote write 1.0 status handling.
-pub(crate) fn classify(status: u16, retry_on_http_429: bool) -> Outcome {
-    match status {
-        200..=299 => Outcome::Sent,
-        429 if retry_on_http_429 => Outcome::Retry("HTTP 429 Too Many Requests".into()),
-        500..=599 => Outcome::Retry(format!("HTTP {status}")),
-        _ => Outcome::Fail(format!("HTTP {status}")),
-    }
+struct Running {
+    shards: Vec<Arc<Shard>>,
+    tasks: Vec<JoinHandle<()>>,
+    positions: Arc<PositionFile>,
 }
 
-/// Delay before retry number `attempt` (0-based): `min * 2^attempt`, capped at `max`.
-pub(crate) fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
-    min.saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
-        .min(max)
-}
-
-struct QueueState {
-    samples: VecDeque<Sample>,
-    /// When the oldest queued sample arrived (for `batch_send_deadline`).
-    oldest: Option<Instant>,
-    /// Set by shutdown: drain, then stop; retries give up at the deadline.
-    closing_deadline: Option<Instant>,
-}
-
-struct Shared {
-    config: EndpointConfig,
-    /// Added at encoding to every series that lacks them, sorted by name.
-    external_labels: Vec<(String, String)>,
-    queue: Mutex<QueueState>,
-    wake: Notify,
-    metrics: Arc<EndpointMetrics>,
+struct Inner {
+    sender: Arc<Sender>,
+    wal: Arc<Wal>,
+    subscription: Arc<Subscription>,
+    pos_path: PathBuf,
+    running: Mutex<Option<Running>>,
+    /// Where the reader is: records before it are in the shards or sent.
+    floor: Mutex<Pos>,
+    desired: AtomicUsize,
+    stop: Notify,
+    space: Arc<Notify>,
+    /// Set by shutdown.
+    deadline: Mutex<Option<Instant>>,
+    /// True once the reader task has ended (a restarted component waits for it).
+    stopped: watch::Sender<bool>,
 }
 
 /// A running endpoint.
 pub struct Endpoint {
-    shared: Arc<Shared>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    inner: Arc<Inner>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Endpoint {
-    /// Starts the sender task on the current tokio runtime. Fails if the client settings
-    /// name a file that cannot be read or used.
-    pub fn start(config: EndpointConfig) -> Result<Endpoint, String> {
-        Endpoint::with_external_labels(config, Vec::new())
-    }
-
-    /// Like [`Endpoint::start`]; `external_labels` are added to every series that lacks them
-    /// when a batch is encoded (so queued samples share their labels with the scraper).
-    pub fn with_external_labels(
+    /// Starts reading `wal` for this endpoint on the current tokio runtime, once `previous`
+    /// (the same endpoint of a component being replaced) has stopped. Fails if the client
+    /// settings name a file that cannot be read or used.
+    pub fn start(
         config: EndpointConfig,
         mut external_labels: Vec<(String, String)>,
+        wal: Arc<Wal>,
+        previous: Option<watch::Receiver<bool>>,
     ) -> Result<Endpoint, String> {
         let client = HttpClient::new(&config.client, USER_AGENT).map_err(|e| e.to_string())?;
         external_labels.sort();
         external_labels.dedup_by(|a, b| a.0 == b.0);
-        let shared = Arc::new(Shared {
-            external_labels,
-            queue: Mutex::new(QueueState {
-                samples: VecDeque::with_capacity(config.queue.capacity.min(1 << 16)),
-                oldest: None,
-                closing_deadline: None,
-            }),
-            config,
-            wake: Notify::new(),
-            metrics: Arc::new(EndpointMetrics::default()),
+        let metrics = Arc::new(EndpointMetrics::default());
+        metrics.shards_min.store(config.queue.min_shards as i64, Relaxed);
+        metrics.shards_max.store(config.queue.max_shards as i64, Relaxed);
+        let pos_path = positions::path(wal.dir(), &config.name);
+        let inner = Arc::new(Inner {
+            subscription: wal.subscribe(Pos::default()),
+            sender: Arc::new(Sender { config, external_labels, client, metrics }),
+            wal,
+            pos_path,
+            running: Mutex::new(None),
+            floor: Mutex::new(Pos::default()),
+            desired: AtomicUsize::new(0),
+            stop: Notify::new(),
+            space: Arc::new(Notify::new()),
+            deadline: Mutex::new(None),
+            stopped: watch::channel(false).0,
         });
-        let task = tokio::spawn(send_loop(shared.clone(), client));
-        Ok(Endpoint {
-            shared,
-            task: Mutex::new(Some(task)),
-        })
+        // A new endpoint starts at the data written from now on.
+        let head = inner.wal.head();
+        let reader = tokio::spawn(read_loop(inner.clone(), previous, head));
+        let upkeep = tokio::spawn(upkeep(Arc::downgrade(&inner)));
+        Ok(Endpoint { inner, tasks: Mutex::new(vec![reader, upkeep]) })
     }
 
     pub fn config(&self) -> &EndpointConfig {
-        &self.shared.config
+        &self.inner.sender.config
     }
 
     pub fn metrics(&self) -> Arc<EndpointMetrics> {
-        self.shared.metrics.clone()
+        self.inner.sender.metrics.clone()
     }
 
-    /// Queues what fits; the rest is dropped and counted. Never blocks on the network.
-    pub fn enqueue(&self, samples: impl ExactSizeIterator<Item = Sample>) {
-        let n = samples.len() as u64;
-        let m = &self.shared.metrics;
-        m.samples_in_total.fetch_add(n, Ordering::Relaxed);
-        let (accepted, wake) = {
-            let mut q = self.shared.queue.lock().unwrap();
-            if q.closing_deadline.is_some() {
-                drop(q);
-                m.samples_dropped_total.fetch_add(n, Ordering::Relaxed);
-                return;
-            }
-            let room = self
-                .shared
-                .config
-                .queue
-                .capacity
-                .saturating_sub(q.samples.len());
-            let before = q.samples.len();
-            q.samples.extend(samples.take(room));
-            let accepted = (q.samples.len() - before) as u64;
-            if before == 0 && accepted > 0 {
-                q.oldest = Some(Instant::now());
-            }
-            let wake =
-                before == 0 || q.samples.len() >= self.shared.config.queue.max_samples_per_send;
-            (accepted, wake)
-        };
-        m.samples_pending
-            .fetch_add(accepted as i64, Ordering::Relaxed);
-        if accepted < n {
-            m.samples_dropped_total
-                .fetch_add(n - accepted, Ordering::Relaxed);
-        }
-        if wake {
-            self.shared.wake.notify_one();
-        }
+    /// Becomes true when this endpoint has stopped reading and sending.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.inner.stopped.subscribe()
     }
 
-    /// Stops accepting samples, sends what is queued, and gives up on anything still unsent
-    /// after `flush_timeout` (counted as failed).
+    /// Stops reading, lets the shards send what they hold until `flush_timeout`, saves the
+    /// positions. What is left is still in the WAL.
     pub async fn shutdown(&self, flush_timeout: Duration) {
         let deadline = Instant::now() + flush_timeout;
-        self.shared.queue.lock().unwrap().closing_deadline = Some(deadline);
-        self.shared.wake.notify_one();
-        let task = self.task.lock().unwrap().take();
-        if let Some(mut task) = task {
-            let grace = flush_timeout + Duration::from_millis(100);
-            if tokio::time::timeout(grace, &mut task).await.is_err() {
-                task.abort();
+        *self.inner.deadline.lock().unwrap() = Some(deadline);
+        self.inner.stop.notify_one();
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap()).into_iter();
+        let grace = flush_timeout + Duration::from_millis(200);
+        if let Some(mut reader) = tasks.next() {
+            if tokio::time::timeout(grace, &mut reader).await.is_err() {
+                reader.abort();
             }
         }
-        let left = {
-            let mut q = self.shared.queue.lock().unwrap();
-            let n = q.samples.len();
-            q.samples.clear();
-            n as u64
-        };
-        let m = &self.shared.metrics;
-        m.samples_failed_total.fetch_add(left, Ordering::Relaxed);
-        m.samples_pending.fetch_sub(left as i64, Ordering::Relaxed);
+        tasks.for_each(|upkeep| upkeep.abort());
+        finish(&self.inner, grace).await;
     }
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        if let Some(task) = self.task.lock().unwrap().take() {
-            task.abort();
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
         }
+        if let Some(r) = self.inner.running.lock().unwrap().take() {
+            r.tasks.iter().for_each(|t| t.abort());
+        }
+        self.inner.stopped.send_replace(true);
     }
 }
 
-async fn send_loop(shared: Arc<Shared>, client: HttpClient) {
-    let q = &shared.config.queue;
-    loop {
-        let batch: Option<Vec<Sample>> = {
-            let mut st = shared.queue.lock().unwrap();
-            let len = st.samples.len();
-            let due = st
-                .oldest
-                .is_some_and(|t| t.elapsed() >= q.batch_send_deadline);
-            let closing = st.closing_deadline.is_some();
-            if len >= q.max_samples_per_send || (len > 0 && (due || closing)) {
-                let n = len.min(q.max_samples_per_send);
-                let batch: Vec<Sample> = st.samples.drain(..n).collect();
-                st.oldest = if st.samples.is_empty() {
-                    None
-                } else {
-                    Some(Instant::now())
-                };
-                Some(batch)
-            } else if closing {
-                return;
-            } else {
-                None
-            }
-        };
-        match batch {
-            Some(batch) => send_with_retries(&shared, &client, batch).await,
-            None => {
-                let wait = {
-                    let st = shared.queue.lock().unwrap();
-                    match st.oldest {
-                        Some(t) => q.batch_send_deadline.saturating_sub(t.elapsed()),
-                        None => q.batch_send_deadline,
-                    }
-                };
-                tokio::select! {
-                    _ = shared.wake.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                }
+/// Stops the shards (with the shutdown deadline), saves positions and the acknowledgement.
+async fn finish(inner: &Arc<Inner>, grace: Duration) {
+    let deadline = *inner.deadline.lock().unwrap();
+    let running = inner.running.lock().unwrap().take();
+    if let Some(r) = running {
+        for s in &r.shards {
+            s.drain(deadline);
+        }
+        let sleep = tokio::time::sleep(grace);
+        tokio::pin!(sleep);
+        for mut t in r.tasks {
+            tokio::select! {
+                _ = &mut t => {}
+                _ = &mut sleep => t.abort(),
             }
         }
+        let left: usize = r.shards.iter().map(|s| s.queued()).sum();
+        inner.sender.metrics.samples_pending.fetch_sub(left as i64, Relaxed);
+        r.positions.sync();
+        inner.sender.metrics.shards.store(0, Relaxed);
+    }
+    inner.stopped.send_replace(true);
+}
+
+/// Starts `slots.len()` shards, writing a fresh position file.
+fn start_shards(inner: &Arc<Inner>, slots: &[Slot]) -> Result<(), String> {
+    let positions = Arc::new(
+        PositionFile::create(&inner.pos_path, slots)
+            .map_err(|e| format!("cannot write {}: {e}", inner.pos_path.display()))?,
+    );
+    let capacity = inner.sender.config.queue.capacity;
+    let shards: Vec<Arc<Shard>> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Shard::new(i, capacity, *s, inner.space.clone()))
+        .collect();
+    let tasks = shards
+        .iter()
+        .map(|s| tokio::spawn(shards::run(s.clone(), inner.sender.clone(), positions.clone())))
+        .collect();
+    inner.sender.metrics.shards.store(shards.len() as i64, Relaxed);
+    *inner.running.lock().unwrap() = Some(Running { shards, tasks, positions });
+    Ok(())
+}
+
+/// What was already sent before a restart, per shard of the run that saved it.
+struct Resume {
+    slots: Vec<Slot>,
+    /// Samples of each old shard seen in the current record.
+    seen: Vec<u32>,
+    record: Pos,
+    /// Past this record nothing is skipped any more.
+    until: Pos,
+}
+
+impl Resume {
+    fn keep(&mut self, record: Pos, series: u64) -> bool {
+        if record != self.record {
+            self.record = record;
+            self.seen.iter_mut().for_each(|s| *s = 0);
+        }
+        let k = shard_of(series, self.slots.len());
+        let nth = self.seen[k];
+        self.seen[k] += 1;
+        !self.slots[k].covers(record, nth)
     }
 }
 
-async fn send_with_retries(shared: &Shared, client: &HttpClient, batch: Vec<Sample>) {
-    let m = &shared.metrics;
-    let n = batch.len() as u64;
-    let highest_ts = batch.iter().map(|s| s.timestamp_ms).max().unwrap_or(0);
-    let body = Bytes::from(snappy_compress(&encode_samples(
-        &batch,
-        &shared.external_labels,
-    )));
-    drop(batch);
-    let q = &shared.config.queue;
-    let mut attempt: u32 = 0;
-    loop {
-        m.requests_total.fetch_add(1, Ordering::Relaxed);
-        let outcome = send_once(shared, client, body.clone()).await;
-        match outcome {
-            Outcome::Sent => {
-                m.samples_sent_total.fetch_add(n, Ordering::Relaxed);
-                m.bytes_sent_total
-                    .fetch_add(body.len() as u64, Ordering::Relaxed);
-                m.highest_sent_timestamp_ms
-                    .fetch_max(highest_ts, Ordering::Relaxed);
-                break;
-            }
-            Outcome::Fail(why) => {
-                tracing::warn!(endpoint = %shared.config.name, url = %crate::http_client::redact_url(&shared.config.url), %why, samples = n, "remote write batch rejected; not retrying");
-                m.samples_failed_total.fetch_add(n, Ordering::Relaxed);
-                break;
-            }
-            Outcome::Retry(why) => {
-                let delay = backoff(attempt, q.min_backoff, q.max_backoff);
-                let deadline = shared.queue.lock().unwrap().closing_deadline;
-                if deadline.is_some_and(|d| Instant::now() + delay > d) {
-                    tracing::warn!(endpoint = %shared.config.name, %why, samples = n, "remote write: giving up at shutdown");
-                    m.samples_failed_total.fetch_add(n, Ordering::Relaxed);
-                    break;
-                }
-                if attempt.is_multiple_of(RETRY_WARN_EVERY) {
-                    tracing::warn!(endpoint = %shared.config.name, %why, attempt, ?delay, "remote write failed; retrying with backoff");
-                } else {
-                    tracing::debug!(endpoint = %shared.config.name, %why, ?delay, "remote write: retrying");
-                }
-                m.samples_retried_total.fetch_add(n, Ordering::Relaxed);
-                tokio::time::sleep(delay).await;
-                attempt = attempt.saturating_add(1);
-            }
-        }
+async fn read_loop(inner: Arc<Inner>, previous: Option<watch::Receiver<bool>>, head: Pos) {
+    if let Some(mut prev) = previous {
+        let _ = prev.wait_for(|s| *s).await;
     }
-    m.samples_pending.fetch_sub(n as i64, Ordering::Relaxed);
-}
-
-async fn send_once(shared: &Shared, client: &HttpClient, body: Bytes) -> Outcome {
-    let cfg = &shared.config;
-    let req = hyper::Request::post(&cfg.url)
-        .header(hyper::header::CONTENT_ENCODING, "snappy")
-        .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(body);
-    let req = match req {
-        Ok(r) => r,
-        Err(e) => return Outcome::Fail(format!("invalid request: {e}")),
+    let q = &inner.sender.config.queue;
+    let (slots, mut resume) = match positions::load(&inner.pos_path) {
+        Some(slots) => {
+            let until = slots.iter().map(|s| s.record).max().unwrap_or_default();
+            let n = slots.len();
+            (slots.clone(), Some(Resume { slots, seen: vec![0; n], record: Pos::default(), until }))
+        }
+        None => (vec![Slot { record: head, count: 0 }; q.min_shards.max(1)], None),
     };
-    match client
-        .send(req, cfg.remote_timeout, RESPONSE_BODY_MAX_BYTES)
-        .await
-    {
-        Ok(resp) => {
-            let text = &resp.body[..resp.body.len().min(ERROR_BODY_MAX_BYTES)];
-            let text = String::from_utf8_lossy(text);
-            match classify(resp.status.as_u16(), cfg.queue.retry_on_http_429) {
-                Outcome::Sent => Outcome::Sent,
-                Outcome::Retry(w) => Outcome::Retry(format!("{w}: {}", text.trim())),
-                Outcome::Fail(w) => Outcome::Fail(format!("{w}: {}", text.trim())),
-            }
+    let from = slots.iter().map(|s| s.record).min().unwrap_or_default();
+    *inner.floor.lock().unwrap() = from;
+    *inner.subscription.acked.lock().unwrap() = from;
+    if let Err(e) = start_shards(&inner, &slots) {
+        tracing::error!(endpoint = %inner.sender.config.name, error = %e, "remote_write endpoint cannot keep its position; not sending");
+        inner.stopped.send_replace(true);
+        return;
+    }
+    inner.desired.store(slots.len(), Relaxed);
+    let mut reader = inner.wal.reader(from);
+    let mut counted_skips = 0;
+    loop {
+        let batch: ReadBatch = tokio::select! {
+            b = reader.next() => b,
+            _ = inner.stop.notified() => return,
+        };
+        let skipped = reader.skipped() - counted_skips;
+        if skipped > 0 {
+            counted_skips = reader.skipped();
+            inner.sender.metrics.samples_dropped_total.fetch_add(skipped, Relaxed);
+            tracing::warn!(endpoint = %inner.sender.config.name, samples = skipped, "WAL data was removed before this endpoint sent it (max_keepalive_time or size bound)");
         }
-        // A response too large to read still had a status; the rest (timeouts, refused
-        // connections, TLS failures) may heal: retried with backoff, as Prometheus does.
-        Err(e) if e.kind() == ErrorKind::BodyTooLarge => {
-            Outcome::Retry(format!("unreadable response: {e}"))
+        *inner.floor.lock().unwrap() = batch.start;
+        if resume.as_ref().is_some_and(|r| batch.start > r.until) {
+            resume = None;
         }
-        Err(e) => Outcome::Retry(e.to_string()),
+        if !dispatch(&inner, &batch, resume.as_mut()).await {
+            return;
+        }
+        *inner.floor.lock().unwrap() = reader.position();
+        if resume.is_none() && !reshard_if_needed(&inner, &reader).await {
+            return;
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_codes_are_classified_per_remote_write_1_0() {
-        assert_eq!(classify(200, true), Outcome::Sent);
-        assert_eq!(classify(204, true), Outcome::Sent);
-        assert!(matches!(classify(500, true), Outcome::Retry(_)));
-        assert!(matches!(classify(503, false), Outcome::Retry(_)));
-        assert!(matches!(classify(429, true), Outcome::Retry(_)));
-        assert!(matches!(classify(429, false), Outcome::Fail(_)));
-        assert!(matches!(classify(400, true), Outcome::Fail(_)));
-        assert!(matches!(classify(404, true), Outcome::Fail(_)));
+/// Hands a record's samples to the shards, waiting for room. False if stopped meanwhile.
+async fn dispatch(inner: &Arc<Inner>, batch: &ReadBatch, mut resume: Option<&mut Resume>) -> bool {
+    let m = &inner.sender.metrics;
+    let (shards, per_send) = {
+        let running = inner.running.lock().unwrap();
+        let Some(r) = running.as_ref() else { return false };
+        (r.shards.clone(), inner.sender.config.queue.max_samples_per_send)
+    };
+    let n = shards.len();
+    let mut per_shard: Vec<VecDeque<Item>> = (0..n).map(|_| VecDeque::new()).collect();
+    let mut missing = 0u64;
+    {
+        let table = inner.wal.series();
+        for s in &batch.samples {
+            if let Some(r) = resume.as_deref_mut() {
+                if !r.keep(batch.start, s.series) {
+                    continue;
+                }
+            }
+            let Some(labels) = table.get(&s.series) else {
+                missing += 1;
+                continue;
+            };
+            let sample = Sample { labels: labels.clone(), timestamp_ms: s.timestamp_ms, value: s.value };
+            per_shard[shard_of(s.series, n)].push_back(Item { sample, record: batch.start });
+        }
     }
+    let kept: u64 = per_shard.iter().map(|q| q.len() as u64).sum();
+    m.samples_in_total.fetch_add(kept + missing, Relaxed);
+    if missing > 0 {
+        m.samples_dropped_total.fetch_add(missing, Relaxed);
+    }
+    for (shard, mut queue) in shards.iter().zip(per_shard) {
+        while !queue.is_empty() {
+            let space = inner.space.notified();
+            let pushed = shard.push(&mut queue, per_send);
+            if pushed > 0 {
+                m.samples_pending.fetch_add(pushed as i64, Relaxed);
+                continue;
+            }
+            tokio::select! {
+                _ = space => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = inner.stop.notified() => return false,
+            }
+        }
+    }
+    true
+}
 
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let (min, max) = (Duration::from_millis(30), Duration::from_secs(5));
-        assert_eq!(backoff(0, min, max), Duration::from_millis(30));
-        assert_eq!(backoff(1, min, max), Duration::from_millis(60));
-        assert_eq!(backoff(3, min, max), Duration::from_millis(240));
-        assert_eq!(backoff(20, min, max), max);
-        assert_eq!(backoff(u32::MAX, min, max), max);
+/// Between records: if a different shard count is wanted, drains the shards and starts the
+/// new set. False if stopped meanwhile.
+async fn reshard_if_needed(inner: &Arc<Inner>, reader: &WalReader) -> bool {
+    let want = inner.desired.load(Relaxed);
+    let old = {
+        let mut running = inner.running.lock().unwrap();
+        match running.as_ref() {
+            Some(r) if r.shards.len() != want && want > 0 => running.take(),
+            _ => return true,
+        }
+    };
+    let Some(old) = old else { return true };
+    tracing::info!(endpoint = %inner.sender.config.name, from = old.shards.len(), to = want, "remote_write resharding");
+    for s in &old.shards {
+        s.drain(None);
+    }
+    let mut tasks = old.tasks;
+    let mut i = 0;
+    while i < tasks.len() {
+        tokio::select! {
+            _ = &mut tasks[i] => i += 1,
+            _ = inner.stop.notified() => {
+                // Shutdown during the drain: `finish` stops these shards.
+                *inner.running.lock().unwrap() = Some(Running { shards: old.shards, tasks, positions: old.positions });
+                return false;
+            }
+        }
+    }
+    let floor = reader.position();
+    if let Err(e) = start_shards(inner, &vec![Slot { record: floor, count: 0 }; want]) {
+        tracing::error!(endpoint = %inner.sender.config.name, error = %e, "remote_write endpoint cannot keep its position; not sending");
+        return false;
+    }
+    true
+}
+
+/// Acknowledgement, idle shards' positions and the shard count, on their timers.
+async fn upkeep(inner: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(ACK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_reshard = Instant::now();
+    let (mut in_rate, mut out_rate, mut send_rate) = (Ewma::default(), Ewma::default(), Ewma::default());
+    let mut last = Counters::default();
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let floor = *inner.floor.lock().unwrap();
+        let acked = {
+            let running = inner.running.lock().unwrap();
+            let Some(r) = running.as_ref() else { continue };
+            for s in &r.shards {
+                s.advance_idle(floor, &r.positions);
+            }
+            r.shards.iter().filter_map(|s| s.oldest_unsent()).chain([floor]).min().unwrap_or(floor)
+        };
+        *inner.subscription.acked.lock().unwrap() = acked;
+        let elapsed = last_reshard.elapsed();
+        if elapsed < RESHARD_INTERVAL {
+            continue;
+        }
+        last_reshard = Instant::now();
+        let m = &inner.sender.metrics;
+        let now = Counters::read(&inner);
+        in_rate.update(now.appended - last.appended, elapsed);
+        out_rate.update(now.sent - last.sent, elapsed);
+        send_rate.update((now.send_nanos - last.send_nanos) / 1000, elapsed);
+        last = now;
+        let q = &inner.sender.config.queue;
+        let current = m.shards.load(Relaxed).max(1) as usize;
+        let highest = inner.wal.metrics().highest_timestamp_ms.load(Relaxed);
+        let sent = m.highest_sent_timestamp_ms.load(Relaxed);
+        let desired = desired_shards(&Measured {
+            samples_in_rate: in_rate.rate(),
+            samples_out_rate: out_rate.rate(),
+            send_seconds_rate: send_rate.rate() / 1e6,
+            behind_seconds: if sent > 0 { (highest - sent) as f64 / 1000.0 } else { 0.0 },
+            current,
+            min: q.min_shards,
+            max: q.max_shards,
+        });
+        m.shards_desired.store(desired as i64, Relaxed);
+        if !m.failing.load(Relaxed) {
+            inner.desired.store(desired, Relaxed);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    appended: u64,
+    sent: u64,
+    send_nanos: u64,
+}
+
+impl Counters {
+    fn read(inner: &Inner) -> Counters {
+        let m = &inner.sender.metrics;
+        Counters {
+            appended: inner.wal.metrics().samples_appended.load(Relaxed),
+            sent: m.samples_sent_total.load(Relaxed),
+            send_nanos: m.send_nanos_total.load(Relaxed),
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! Each is counted once, where the event happens. The Prometheus/Alloy metric each one
 //! corresponds to is named on the field.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct EndpointMetrics {
@@ -13,13 +13,13 @@ pub struct EndpointMetrics {
     /// Samples given up on: non-retryable response or shutdown
     /// (`prometheus_remote_storage_samples_failed_total`).
     pub samples_failed_total: AtomicU64,
-    /// Samples refused because the queue was full
-    /// (`prometheus_remote_storage_samples_dropped_total`).
+    /// Samples this endpoint never sent because the WAL removed them first (age or size
+    /// bound) (`prometheus_remote_storage_samples_dropped_total`).
     pub samples_dropped_total: AtomicU64,
     /// Samples in a batch that was retried, once per retry
     /// (`prometheus_remote_storage_samples_retried_total`).
     pub samples_retried_total: AtomicU64,
-    /// Samples queued or in flight, a gauge (`prometheus_remote_storage_samples_pending`).
+    /// Samples in the shards' queues or in flight, a gauge (`prometheus_remote_storage_samples_pending`).
     pub samples_pending: AtomicI64,
     /// Compressed request bytes accepted by the endpoint (`prometheus_remote_storage_bytes_total`).
     pub bytes_sent_total: AtomicU64,
@@ -28,6 +28,17 @@ pub struct EndpointMetrics {
     /// Newest sample timestamp accepted, ms
     /// (`prometheus_remote_storage_queue_highest_sent_timestamp_seconds` x 1000).
     pub highest_sent_timestamp_ms: AtomicI64,
+    /// Shards running (`prometheus_remote_storage_shards`).
+    pub shards: AtomicI64,
+    /// What the resharding rule asks for (`prometheus_remote_storage_shards_desired`).
+    pub shards_desired: AtomicI64,
+    /// `prometheus_remote_storage_shards_min` / `_max`.
+    pub shards_min: AtomicI64,
+    pub shards_max: AtomicI64,
+    /// Time spent in requests, for the resharding rule.
+    pub send_nanos_total: AtomicU64,
+    /// The last request attempt was to be retried.
+    pub failing: AtomicBool,
 }
 
 /// A plain copy of [`EndpointMetrics`] at one moment.
@@ -42,6 +53,10 @@ pub struct MetricsSnapshot {
     pub bytes_sent_total: u64,
     pub requests_total: u64,
     pub highest_sent_timestamp_ms: i64,
+    pub shards: i64,
+    pub shards_desired: i64,
+    pub shards_min: i64,
+    pub shards_max: i64,
 }
 
 impl EndpointMetrics {
@@ -57,6 +72,10 @@ impl EndpointMetrics {
             bytes_sent_total: self.bytes_sent_total.load(r),
             requests_total: self.requests_total.load(r),
             highest_sent_timestamp_ms: self.highest_sent_timestamp_ms.load(r),
+            shards: self.shards.load(r),
+            shards_desired: self.shards_desired.load(r),
+            shards_min: self.shards_min.load(r),
+            shards_max: self.shards_max.load(r),
         }
     }
 }

@@ -3,17 +3,24 @@
 //! `Content-Type: application/x-protobuf`, `X-Prometheus-Remote-Write-Version: 0.1.0`).
 //!
 //! [`RemoteWrite`] is the component; it is the `receiver` scrape components forward to (it
-//! implements [`Appender`]). Each `endpoint` block gets its own bounded queue and sender
-//! ([`Endpoint`]), so a slow endpoint never holds up another or the scrapers. There is no
-//! write-ahead log: what cannot be queued is dropped and counted.
+//! implements [`Appender`]). Samples go to the component's write-ahead log (`crate::wal`)
+//! and nowhere else; each `endpoint` block reads the log from its own position, so an
+//! endpoint that is down or slow holds up neither the scrapers nor the other endpoints, and
+//! nothing is lost while the log's bounds hold — across restarts and `kill -9` too.
 //!
 //! - `proto.rs` encodes (and, for tests, decodes) the wire format.
-//! - `endpoint.rs` owns queueing, batching and retries.
+//! - `endpoint.rs` reads the log and runs the shards; `shards.rs` batches and sends per
+//!   shard; `send.rs` owns requests, retries and splitting rejected batches;
+//!   `positions.rs` keeps each endpoint's position on disk; `reshard.rs` sizes the shards.
 //! - `metrics.rs` holds the counters.
 
 mod endpoint;
 mod metrics;
+mod positions;
 pub mod proto;
+mod reshard;
+mod send;
+mod shards;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,33 +30,45 @@ pub use metrics::{EndpointMetrics, MetricsSnapshot};
 
 use crate::config::RemoteWriteConfig;
 use crate::scrape::{Appender, Sample};
+use crate::wal::{Wal, WalMetrics};
 
 /// A running `prometheus.remote_write` component.
 pub struct RemoteWrite {
     config: RemoteWriteConfig,
-    endpoints: Vec<Endpoint>,
+    wal: Arc<Wal>,
+    endpoints: Vec<Arc<Endpoint>>,
 }
 
 impl RemoteWrite {
-    /// Starts one sender per endpoint on the current tokio runtime. Fails if an endpoint's
-    /// client settings name a file that cannot be read or used.
-    pub fn start(config: RemoteWriteConfig) -> Result<Arc<RemoteWrite>, String> {
+    /// Starts one reader per endpoint on the current tokio runtime, each once the same
+    /// endpoint of `previous` (the component this one replaces on a reload) has stopped.
+    /// Fails if an endpoint's client settings name a file that cannot be read or used.
+    pub fn start(
+        config: RemoteWriteConfig,
+        wal: Arc<Wal>,
+        previous: Option<&RemoteWrite>,
+    ) -> Result<Arc<RemoteWrite>, String> {
         let external: Vec<(String, String)> = config
             .external_labels
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        wal.set_options((&config.wal).into());
         let endpoints = config
             .endpoints
             .iter()
             .cloned()
             .map(|e| {
                 let name = e.name.clone();
-                Endpoint::with_external_labels(e, external.clone())
+                let before = previous
+                    .and_then(|p| p.endpoints.iter().find(|o| o.config().name == name))
+                    .map(|o| o.stopped());
+                Endpoint::start(e, external.clone(), wal.clone(), before)
+                    .map(Arc::new)
                     .map_err(|err| format!("endpoint {name:?}: {err}"))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Arc::new(RemoteWrite { config, endpoints }))
+        Ok(Arc::new(RemoteWrite { config, wal, endpoints }))
     }
 
     pub fn config(&self) -> &RemoteWriteConfig {
@@ -69,20 +88,30 @@ impl RemoteWrite {
             .collect()
     }
 
-    /// Sends what is queued and stops; see [`Endpoint::shutdown`].
+    /// The log's counters.
+    pub fn wal_metrics(&self) -> Arc<WalMetrics> {
+        self.wal.metrics()
+    }
+
+    /// Sends what the shards hold (bounded by `flush_timeout`) and stops; the rest stays in
+    /// the log for the next start.
     pub async fn shutdown(&self, flush_timeout: Duration) {
-        for e in &self.endpoints {
-            e.shutdown(flush_timeout).await;
+        let all: Vec<_> = self
+            .endpoints
+            .iter()
+            .cloned()
+            .map(|e| tokio::spawn(async move { e.shutdown(flush_timeout).await }))
+            .collect();
+        for t in all {
+            let _ = t.await;
         }
+        self.wal.close();
     }
 }
 
 impl Appender for RemoteWrite {
-    /// Queues the samples on every endpoint (sharing their labels; external labels are added
-    /// when a batch is encoded).
+    /// Writes the samples to the log; the endpoints read them from there.
     fn append(&self, samples: &[Sample]) {
-        for e in &self.endpoints {
-            e.enqueue(samples.iter().cloned());
-        }
+        self.wal.append(samples);
     }
 }

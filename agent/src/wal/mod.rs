@@ -41,6 +41,7 @@ use xxhash_rust::xxh64::Xxh64Builder;
 pub use reader::{ReadBatch, WalReader};
 pub use segment::Pos;
 
+use crate::config::WalConfig;
 use crate::scrape::{Labels, Sample};
 use record::RefSample;
 
@@ -49,32 +50,32 @@ pub const FSYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// A segment is sealed once it is this large (the record that crosses it ends the segment).
 pub const SEGMENT_BYTES: u64 = 32 << 20;
 
-/// `wal { ... }` of `prometheus.remote_write`, with Alloy's names and defaults.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// The log's bounds: the component's `wal { ... }` block, and the segment size.
+#[derive(Debug, Clone, PartialEq)]
 pub struct WalOptions {
-    /// How often the log is truncated. Alloy default 2h.
     pub truncate_frequency: Duration,
-    /// Data younger than this is kept even when every endpoint has sent it. Alloy default 5m.
     pub min_keepalive_time: Duration,
-    /// Data older than this is removed even if an endpoint has not sent it. Alloy default 8h.
     pub max_keepalive_time: Duration,
-    /// Bytes on disk past which the oldest segments are removed, sent or not (ours; Alloy
-    /// has no size bound). Default 4 GiB.
     pub max_size_bytes: u64,
-    /// Segment size (not configurable in the file; tests make it small).
-    #[serde(skip)]
+    /// Segment size (not configurable; tests make it small).
     pub segment_bytes: u64,
+}
+
+impl From<&WalConfig> for WalOptions {
+    fn from(c: &WalConfig) -> WalOptions {
+        WalOptions {
+            truncate_frequency: c.truncate_frequency,
+            min_keepalive_time: c.min_keepalive_time,
+            max_keepalive_time: c.max_keepalive_time,
+            max_size_bytes: c.max_size_bytes,
+            segment_bytes: SEGMENT_BYTES,
+        }
+    }
 }
 
 impl Default for WalOptions {
     fn default() -> WalOptions {
-        WalOptions {
-            truncate_frequency: Duration::from_secs(2 * 3600),
-            min_keepalive_time: Duration::from_secs(5 * 60),
-            max_keepalive_time: Duration::from_secs(8 * 3600),
-            max_size_bytes: 4 << 30,
-            segment_bytes: SEGMENT_BYTES,
-        }
+        WalOptions::from(&WalConfig::default())
     }
 }
 

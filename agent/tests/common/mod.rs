@@ -42,8 +42,8 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Start `agent run` with the node name, `extra` flags and (unless `extra` has one)
-    /// `--server.http.listen-addr=127.0.0.1:<port>`.
+    /// Start `agent run` with the node name, `extra` flags and (unless `extra` has them)
+    /// `--server.http.listen-addr=127.0.0.1:<port>` and a `--storage.path` of its own.
     pub fn start(name: &str, port: u16, extra: &[String]) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join(format!("{name}.log"));
@@ -55,6 +55,9 @@ impl Agent {
             .any(|a| a.starts_with("--server.http.listen-addr"))
         {
             args.push(format!("--server.http.listen-addr=127.0.0.1:{port}"));
+        }
+        if !extra.iter().any(|a| a.starts_with("--storage.path")) {
+            args.push(format!("--storage.path={}", dir.path().join("data").display()));
         }
         args.extend(extra.iter().cloned());
         let child = Command::new(env!("CARGO_BIN_EXE_agent"))
