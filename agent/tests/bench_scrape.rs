@@ -7,8 +7,10 @@
 //! agent mode, one after the other so they do not compete for the 2 cores) scrapes every 5 s
 //! through file_sd and remote-writes to a second Prometheus with the remote-write receiver.
 //! After a 30 s warm-up, a 60 s window: CPU seconds (utime + stime from /proc/<pid>/stat of
-//! the scraper alone), RSS sampled every second (mean and peak), and samples forwarded (the
-//! scraper's own `prometheus_remote_storage_samples_total`, samples the receiver accepted).
+//! the scraper alone), RSS sampled every second (mean and peak), samples forwarded (the
+//! scraper's own `prometheus_remote_storage_samples_total`, samples the receiver accepted),
+//! and the growth of its write-ahead log directory per sample (both write every sample to a
+//! WAL before sending it).
 //!
 //! Environment: `BENCH_TARGETS` (default `100,400`), `BENCH_WARMUP_S` (30), `BENCH_WINDOW_S`
 //! (60), `BENCH_SCRAPERS` (default `agent,prometheus`), `BENCH_TLS` (`1`: the real-endpoint
@@ -166,6 +168,7 @@ struct Measured {
     failed: f64,
     dropped: f64,
     pending_end: f64,
+    wal_bytes: f64,
 }
 
 impl Measured {
@@ -180,6 +183,7 @@ fn measure(
     targets: usize,
     process: &mut Process,
     metrics_port: u16,
+    wal_dir: &Path,
     warmup: Duration,
     window: Duration,
 ) -> Measured {
@@ -193,6 +197,7 @@ fn measure(
     let pid = process.pid();
     let cpu0 = proc_sample(pid).expect("scraper /proc").cpu_seconds;
     let sent0 = counter("prometheus_remote_storage_samples_total");
+    let disk0 = dir_bytes(wal_dir);
     let start = Instant::now();
     let mut rss: Vec<u64> = Vec::new();
     while start.elapsed() < window {
@@ -201,6 +206,7 @@ fn measure(
     }
     let cpu1 = proc_sample(pid).expect("scraper /proc").cpu_seconds;
     let sent1 = counter("prometheus_remote_storage_samples_total");
+    let disk1 = dir_bytes(wal_dir);
     process.assert_running();
     let mib = |b: f64| b / (1024.0 * 1024.0);
     Measured {
@@ -213,7 +219,21 @@ fn measure(
         failed: counter("prometheus_remote_storage_samples_failed_total"),
         dropped: counter("prometheus_remote_storage_samples_dropped_total"),
         pending_end: counter("prometheus_remote_storage_samples_pending"),
+        wal_bytes: disk1.saturating_sub(disk0) as f64,
     }
+}
+
+/// Bytes of the files under `dir` (recursively).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn run_agent(
@@ -285,6 +305,7 @@ prometheus.scrape "bench" {{
         ),
     )
     .unwrap();
+    let storage = dir.join(format!("agent-storage-{targets}"));
     let mut agent = Process::spawn(
         "agent",
         Path::new(env!("CARGO_BIN_EXE_agent")),
@@ -292,12 +313,13 @@ prometheus.scrape "bench" {{
             "run".into(),
             "--cluster.node-name=bench".into(),
             format!("--server.http.listen-addr=127.0.0.1:{port}"),
+            format!("--storage.path={}", storage.display()),
             config.display().to_string(),
         ],
         dir.join(format!("agent-{targets}.log")),
     );
     wait_http_ok(&mut agent, port, "/-/ready");
-    let m = measure("agent", targets, &mut agent, port, warmup, window);
+    let m = measure("agent", targets, &mut agent, port, &storage, warmup, window);
     let owned = http_get(port, "/metrics")
         .map(|(_, b)| metric_sum(&b, "agent_scrape_targets_owned"))
         .unwrap_or(0.0);
@@ -344,22 +366,20 @@ fn run_prometheus_agent(
         ),
     )
     .unwrap();
+    let wal = dir.join(format!("agent-wal-{targets}"));
     let mut prom = Process::spawn(
         "prometheus (agent mode)",
         bin,
         &[
             "--enable-feature=agent".into(),
             format!("--config.file={}", config.display()),
-            format!(
-                "--storage.agent.path={}",
-                dir.join(format!("agent-wal-{targets}")).display()
-            ),
+            format!("--storage.agent.path={}", wal.display()),
             format!("--web.listen-address=127.0.0.1:{port}"),
         ],
         dir.join(format!("prometheus-agent-{targets}.log")),
     );
     wait_http_ok(&mut prom, port, "/-/ready");
-    measure("prometheus", targets, &mut prom, port, warmup, window)
+    measure("prometheus", targets, &mut prom, port, &wal, warmup, window)
 }
 
 #[test]
@@ -451,13 +471,13 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
     };
     println!();
     println!(
-        "| scraper | targets | samples in window (expected ~{}/target) | CPU s | CPU s per 1M samples | cores | RSS mean / peak MiB | failed / dropped / pending at end |",
+        "| scraper | targets | samples in window (expected ~{}/target) | CPU s | CPU s per 1M samples | cores | RSS mean / peak MiB | WAL bytes per sample | failed / dropped / pending at end |",
         expected_per_window(1)
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for m in &results {
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} / {:.0} | {} / {} / {} |",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} / {:.0} | {:.2} | {} / {} / {} |",
             m.scraper,
             m.targets,
             m.samples,
@@ -466,6 +486,7 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
             m.cpu_seconds / window.as_secs_f64(),
             m.rss_mean_mib,
             m.rss_peak_mib,
+            m.wal_bytes / m.samples.max(1.0),
             m.failed,
             m.dropped,
             m.pending_end
@@ -479,9 +500,10 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
         };
         if let (Some(a), Some(p)) = (of("agent"), of("prometheus")) {
             println!(
-                "T={targets}: agent / prometheus: CPU per sample {:.2}x, peak RSS {:.2}x",
+                "T={targets}: agent / prometheus: CPU per sample {:.2}x, peak RSS {:.2}x, WAL bytes per sample {:.2}x",
                 a.cpu_per_million() / p.cpu_per_million(),
-                a.rss_peak_mib / p.rss_peak_mib
+                a.rss_peak_mib / p.rss_peak_mib,
+                (a.wal_bytes / a.samples.max(1.0)) / (p.wal_bytes / p.samples.max(1.0))
             );
         }
     }

@@ -3,8 +3,8 @@
 //!
 //! - Start: the endpoint's position file says how far each shard got; reading resumes at the
 //!   oldest of those and skips, per shard, what was already sent, so a restart resends at
-//!   most the requests that were in flight. An endpoint without a file starts at the newest
-//!   data.
+//!   most the requests that were in flight. An endpoint without a file (new in the
+//!   configuration) starts at the newest data; one with a damaged file at the oldest.
 //! - Every second the oldest unsent record becomes the endpoint's acknowledgement to the WAL
 //!   (what truncation may remove), and idle shards move their saved position up.
 //! - Every [`RESHARD_INTERVAL`] the desired shard count is computed (see `reshard.rs`); the
@@ -23,7 +23,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::metrics::EndpointMetrics;
-use super::positions::{self, PositionFile, Slot};
+use super::positions::{self, PositionFile, Saved, Slot};
 use super::reshard::{desired_shards, Ewma, Measured, RESHARD_INTERVAL};
 use super::send::Sender;
 use super::shards::{self, Item, Shard};
@@ -222,13 +222,15 @@ async fn read_loop(inner: Arc<Inner>, previous: Option<watch::Receiver<bool>>, h
         let _ = prev.wait_for(|s| *s).await;
     }
     let q = &inner.sender.config.queue;
+    let fresh = |record: Pos| vec![Slot { record, count: 0 }; q.min_shards.max(1)];
     let (slots, mut resume) = match positions::load(&inner.pos_path) {
-        Some(slots) => {
+        Saved::Slots(slots) => {
             let until = slots.iter().map(|s| s.record).max().unwrap_or_default();
             let n = slots.len();
             (slots.clone(), Some(Resume { slots, seen: vec![0; n], record: Pos::default(), until }))
         }
-        None => (vec![Slot { record: head, count: 0 }; q.min_shards.max(1)], None),
+        Saved::None => (fresh(head), None),
+        Saved::Damaged => (fresh(Pos { segment: inner.wal.first_segment(), offset: 0 }), None),
     };
     let from = slots.iter().map(|s| s.record).min().unwrap_or_default();
     *inner.floor.lock().unwrap() = from;
@@ -369,6 +371,9 @@ async fn upkeep(inner: std::sync::Weak<Inner>) {
             for s in &r.shards {
                 s.advance_idle(floor, &r.positions);
             }
+            // Positions survive a crash of the process as written; this makes them survive
+            // one of the machine too (at most a second behind).
+            r.positions.sync();
             r.shards.iter().filter_map(|s| s.oldest_unsent()).chain([floor]).min().unwrap_or(floor)
         };
         *inner.subscription.acked.lock().unwrap() = acked;

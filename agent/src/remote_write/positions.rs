@@ -42,16 +42,42 @@ pub fn path(wal_dir: &Path, endpoint: &str) -> PathBuf {
     wal_dir.join("endpoints").join(format!("{h:016x}.pos"))
 }
 
-/// The slots saved for an endpoint; `None` if it has no (readable) file: a new endpoint.
-pub fn load(path: &Path) -> Option<Vec<Slot>> {
-    let b = std::fs::read(path).ok()?;
+/// What an endpoint's file says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Saved {
+    /// No file: a new endpoint (it starts with the data written from now on).
+    None,
+    /// A file that cannot be read (a crash of the machine, a disk error): the endpoint
+    /// resends everything still in the log rather than lose any of it.
+    Damaged,
+    Slots(Vec<Slot>),
+}
+
+/// The slots saved for an endpoint.
+pub fn load(path: &Path) -> Saved {
+    let b = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Saved::None,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "unreadable remote_write position file; the endpoint resends what the WAL holds");
+            return Saved::Damaged;
+        }
+    };
+    match decode(&b) {
+        Some(slots) => Saved::Slots(slots),
+        None => {
+            tracing::warn!(file = %path.display(), "damaged remote_write position file; the endpoint resends what the WAL holds");
+            Saved::Damaged
+        }
+    }
+}
+
+fn decode(b: &[u8]) -> Option<Vec<Slot>> {
     if b.len() < HEADER_BYTES as usize || &b[..8] != MAGIC {
-        tracing::warn!(file = %path.display(), "unreadable remote_write position file; the endpoint starts at the newest data");
         return None;
     }
     let n = u32::from_le_bytes(b[8..12].try_into().ok()?);
     if n == 0 || n > MAX_SHARDS || b.len() as u64 != HEADER_BYTES + n as u64 * SLOT_BYTES {
-        tracing::warn!(file = %path.display(), "damaged remote_write position file; the endpoint starts at the newest data");
         return None;
     }
     let slots: Vec<Option<Slot>> = b[HEADER_BYTES as usize..]
@@ -143,18 +169,18 @@ mod tests {
     fn slots_round_trip_and_a_damaged_slot_falls_back_to_the_oldest_good_one() {
         let dir = tempfile::tempdir().unwrap();
         let p = path(dir.path(), "https://a/api/v1/write");
-        assert_eq!(load(&p), None);
+        assert_eq!(load(&p), Saved::None);
         let f = PositionFile::create(&p, &[slot(0, 0, 0); 3]).unwrap();
         f.write(0, slot(2, 100, 7));
         f.write(1, slot(1, 50, 1));
         f.write(2, slot(3, 10, 2));
-        assert_eq!(load(&p).unwrap(), vec![slot(2, 100, 7), slot(1, 50, 1), slot(3, 10, 2)]);
+        assert_eq!(load(&p), Saved::Slots(vec![slot(2, 100, 7), slot(1, 50, 1), slot(3, 10, 2)]));
         let mut b = std::fs::read(&p).unwrap();
         b[(HEADER_BYTES + SLOT_BYTES * 2 + 3) as usize] ^= 1;
         std::fs::write(&p, &b).unwrap();
-        assert_eq!(load(&p).unwrap(), vec![slot(2, 100, 7), slot(1, 50, 1), slot(1, 50, 0)]);
+        assert_eq!(load(&p), Saved::Slots(vec![slot(2, 100, 7), slot(1, 50, 1), slot(1, 50, 0)]));
         std::fs::write(&p, b"garbage").unwrap();
-        assert_eq!(load(&p), None);
+        assert_eq!(load(&p), Saved::Damaged);
     }
 
     #[test]
