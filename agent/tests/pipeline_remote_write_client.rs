@@ -363,3 +363,66 @@ async fn external_labels_are_added_unless_present() {
         "labels sorted: {labels:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_gets_more_shards_and_every_series_stays_in_order() {
+    // Each request takes 50 ms: one shard of 100-sample requests moves 2000 samples/s, the
+    // input is ~10000/s.
+    let seen = Arc::new(Mutex::new(Vec::<(String, i64)>::new()));
+    let s = seen.clone();
+    let server = TestServer::start(Arc::new(move |req: hyper::Request<hyper::body::Incoming>| {
+        let seen = s.clone();
+        Box::pin(async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let decoded = decode_write_request(&snappy_decompress(&body).unwrap()).unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut seen = seen.lock().unwrap();
+            for x in decoded {
+                let id = x.labels.iter().find(|(k, _)| k == "i").unwrap().1.clone();
+                seen.extend(x.samples.iter().map(|(t, _)| (id.clone(), *t)));
+            }
+            reply(204, "")
+        })
+    }))
+    .await;
+    let (rw, _dir) = start(config(&server.address(), |e| {
+        e.queue.max_samples_per_send = 100;
+        e.queue.max_shards = 8;
+    }));
+    let metrics = rw.metrics()[0].1.clone();
+    let mut scrapes = 0i64;
+    let started = std::time::Instant::now();
+    while metrics.snapshot().shards < 2 {
+        assert!(started.elapsed() < Duration::from_secs(40), "no reshard: {:?}", metrics.snapshot());
+        rw.receiver().append(&later(scrapes));
+        for k in 0..10 {
+            rw.receiver().append(&batch_of(100, scrapes * 10 + k));
+        }
+        scrapes += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shards = metrics.snapshot().shards;
+    assert!(shards >= 2 && shards <= 8, "{:?}", metrics.snapshot());
+    // Everything written arrives, and per series in timestamp order across the reshard.
+    let written = scrapes as u64 * (10 + 10 * 100);
+    eventually(Duration::from_secs(60), "all sent", || (metrics.snapshot().samples_sent_total == written).then_some(())).await;
+    let seen = seen.lock().unwrap();
+    let mut last: std::collections::BTreeMap<&str, i64> = Default::default();
+    for (id, t) in seen.iter() {
+        if let Some(prev) = last.insert(id, *t) {
+            assert!(*t > prev, "series {id} out of order: {prev} then {t}");
+        }
+    }
+    assert_eq!(seen.len() as u64, written);
+}
+
+/// `n` series at timestamp `t` (ms offset), distinct from `samples()`'s.
+fn batch_of(n: usize, t: i64) -> Vec<Sample> {
+    (0..n)
+        .map(|i| Sample {
+            labels: Labels::from_pairs([("__name__", "load"), ("i", format!("s{i}").as_str()), ("job", "j")]),
+            timestamp_ms: 1_700_000_000_000 + t,
+            value: t as f64,
+        })
+        .collect()
+}
