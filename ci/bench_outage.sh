@@ -6,9 +6,5 @@
 # (60), BENCH_WARMUP_S (20). Takes about 4 x (warm-up + outage + catch-up) ~ 6 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v prometheus >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi
+source ci/need_prometheus.sh
 exec cargo test --release -p agent --test bench_outage -- --ignored --nocapture

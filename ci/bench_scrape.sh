@@ -6,9 +6,5 @@
 # a metric relabel rule in both). Takes about 3 minutes per target count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v prometheus >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi
+source ci/need_prometheus.sh
 exec cargo test --release -p agent --test bench_scrape -- --ignored --nocapture

@@ -35,8 +35,7 @@ async fn receiver(statuses: Vec<u16>) -> (TestServer, Arc<Mutex<Seen>>) {
             let statuses = statuses.clone();
             Box::pin(async move {
                 let headers = req.headers().clone();
-                let body = req.into_body().collect().await.unwrap().to_bytes();
-                let decoded = decode_write_request(&snappy_decompress(&body).unwrap()).unwrap();
+                let decoded = decoded(req).await;
                 seen.lock().unwrap().requests.push((headers, decoded));
                 let status = statuses.lock().unwrap().pop_front().unwrap_or(204);
                 reply(status, "")
@@ -45,6 +44,12 @@ async fn receiver(statuses: Vec<u16>) -> (TestServer, Arc<Mutex<Seen>>) {
     ))
     .await;
     (server, seen)
+}
+
+/// The series of a remote write request.
+async fn decoded(req: hyper::Request<hyper::body::Incoming>) -> Vec<DecodedSeries> {
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    decode_write_request(&snappy_decompress(&body).unwrap()).unwrap()
 }
 
 fn config(addr: &str, tweak: impl FnOnce(&mut EndpointConfig)) -> RemoteWriteConfig {
@@ -314,8 +319,7 @@ async fn one_rejected_sample_costs_only_itself() {
     let server = TestServer::start(Arc::new(move |req: hyper::Request<hyper::body::Incoming>| {
         let seen = s.clone();
         Box::pin(async move {
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            let decoded = decode_write_request(&snappy_decompress(&body).unwrap()).unwrap();
+            let decoded = decoded(req).await;
             let ids: Vec<usize> = decoded
                 .iter()
                 .map(|x| x.labels.iter().find(|(k, _)| k == "i").unwrap().1.parse().unwrap())
@@ -373,8 +377,7 @@ async fn a_slow_receiver_gets_more_shards_and_every_series_stays_in_order() {
     let server = TestServer::start(Arc::new(move |req: hyper::Request<hyper::body::Incoming>| {
         let seen = s.clone();
         Box::pin(async move {
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            let decoded = decode_write_request(&snappy_decompress(&body).unwrap()).unwrap();
+            let decoded = decoded(req).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             let mut seen = seen.lock().unwrap();
             for x in decoded {
@@ -425,4 +428,47 @@ fn batch_of(n: usize, t: i64) -> Vec<Sample> {
             value: t as f64,
         })
         .collect()
+}
+
+#[tokio::test]
+async fn a_component_replaced_by_a_reload_hands_its_wal_over_without_loss_or_duplicates() {
+    let (server, seen) = receiver(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&server.address(), |_| {});
+    let wal = Wal::open(dir.path(), (&cfg.wal).into()).unwrap();
+    let old = RemoteWrite::start(cfg.clone(), wal.clone(), None).unwrap();
+    for k in 0..5 {
+        old.receiver().append(&later(k));
+    }
+    // The reload: the new component starts on the same WAL while the old one still runs;
+    // its endpoint waits for the old one's to stop, then reads on from its position.
+    let mut changed = cfg.clone();
+    changed.endpoints[0].queue.batch_send_deadline = Duration::from_millis(50);
+    let new = RemoteWrite::start(changed, wal.clone(), Some(&old)).unwrap();
+    for k in 5..10 {
+        new.receiver().append(&later(k));
+    }
+    old.shutdown(Duration::from_secs(2)).await;
+    drop(old);
+    for k in 10..15 {
+        new.receiver().append(&later(k));
+    }
+    let metrics = new.metrics()[0].1.clone();
+    eventually(WAIT, "everything after the hand-over", || {
+        let got: usize = seen.lock().unwrap().requests.iter().flat_map(|(_, s)| s.iter().map(|x| x.samples.len())).sum();
+        (got >= 150 && metrics.snapshot().samples_pending == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut all: Vec<(Vec<(String, String)>, i64)> = seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .flat_map(|(_, s)| s.iter().flat_map(|x| x.samples.iter().map(|(t, _)| (x.labels.clone(), *t))))
+        .collect();
+    assert_eq!(all.len(), 150, "each sample exactly once");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 150);
 }
