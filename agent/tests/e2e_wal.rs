@@ -270,3 +270,26 @@ fn a_torn_segment_is_replayed_up_to_the_bad_record_and_the_agent_starts() {
         metric(&agent, "prometheus_remote_write_wal_samples_appended_total") > before
     });
 }
+
+#[test]
+fn a_storage_path_in_use_or_unusable_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "rw.alloy",
+        "prometheus.remote_write \"x\" { endpoint { url = \"http://127.0.0.1:1/api/v1/write\" } }\n",
+    );
+    let storage = format!("--storage.path={}", dir.path().join("storage").display());
+    let ports = free_ports(3);
+    let mut first = Agent::start("first", ports[0], &[config.display().to_string(), storage.clone()]);
+    first.wait_healthy();
+    let mut second = Agent::start("second", ports[1], &[config.display().to_string(), storage]);
+    assert!(!second.wait_exit(Duration::from_secs(20)).success());
+    let log = second.log_text();
+    assert!(log.contains("in use by another agent process") && log.contains("--storage.path"), "{log}");
+    let mut third = Agent::start("third", ports[2], &[config.display().to_string(), "--storage.path=/proc/no-such-dir".into()]);
+    assert!(!third.wait_exit(Duration::from_secs(20)).success());
+    assert!(third.log_text().contains("cannot create WAL directory /proc/no-such-dir"), "{}", third.log_text());
+    first.signal(libc::SIGTERM);
+    assert!(first.wait_exit(Duration::from_secs(20)).success());
+}

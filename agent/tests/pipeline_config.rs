@@ -40,9 +40,17 @@ prometheus.remote_write "main" {
     queue_config {
       max_samples_per_send = 500
       batch_send_deadline  = "1s"
+      min_shards           = 2
+      max_shards           = 10
     }
   }
   external_labels = { cluster = "eu1" }
+  wal {
+    truncate_frequency = "1h"
+    min_keepalive_time = "1m"
+    max_keepalive_time = "4h"
+    max_size           = "512MiB"
+  }
 }
 
 prometheus.remote_write "backup" {
@@ -99,6 +107,24 @@ fn a_full_config_parses_with_references_in_any_order() {
         Duration::from_secs(1)
     );
     assert_eq!(rw.external_labels.get("cluster").unwrap(), "eu1");
+    assert_eq!((rw.endpoints[0].queue.min_shards, rw.endpoints[0].queue.max_shards), (2, 10));
+    assert_eq!(rw.wal.truncate_frequency, Duration::from_secs(3600));
+    assert_eq!(rw.wal.min_keepalive_time, Duration::from_secs(60));
+    assert_eq!(rw.wal.max_keepalive_time, Duration::from_secs(4 * 3600));
+    assert_eq!(rw.wal.max_size_bytes, 512 << 20);
+}
+
+#[test]
+fn wal_and_shard_bounds_are_checked() {
+    let rw = |inner: &str| format!("prometheus.remote_write \"w\" {{\n  endpoint {{ url = \"http://h:9090/api/v1/write\" }}\n  {inner}\n}}");
+    let e = err(&rw(r#"wal { min_keepalive_time = "2h" max_keepalive_time = "1h" }"#));
+    assert!(e.contains("min_keepalive_time is greater than max_keepalive_time"), "{e}");
+    let e = err(&rw(r#"wal { max_size = "lots" }"#));
+    assert!(e.contains("invalid size \"lots\""), "{e}");
+    let e = err(&rw(r#"wal { truncate_frequncy = "1h" }"#));
+    assert!(e.contains("truncate_frequncy"), "{e}");
+    let e = err(&rw("").replace("write\" }", "write\"\n queue_config { min_shards = 5\n max_shards = 2 } }"));
+    assert!(e.contains("min_shards is greater than max_shards"), "{e}");
 }
 
 #[test]
@@ -131,6 +157,11 @@ fn defaults_follow_prometheus_and_alloy() {
     assert_eq!(q.batch_send_deadline, Duration::from_secs(5));
     assert_eq!(q.min_backoff, Duration::from_millis(30));
     assert_eq!(q.max_backoff, Duration::from_secs(5));
+    assert_eq!((q.capacity, q.min_shards, q.max_shards), (10_000, 1, 50));
+    let w = &c.remote_writes[0].wal;
+    assert_eq!(w.truncate_frequency, Duration::from_secs(2 * 3600));
+    assert_eq!(w.min_keepalive_time, Duration::from_secs(5 * 60));
+    assert_eq!(w.max_keepalive_time, Duration::from_secs(8 * 3600));
 }
 
 #[test]
