@@ -320,6 +320,7 @@ impl Collector for AgentCollector {
 
 /// A counter's name (without `_total`), help text and how to read it from `T`.
 type CounterOf<T> = (&'static str, &'static str, fn(&T) -> u64);
+type GaugeOf<T> = (&'static str, &'static str, fn(&T) -> i64);
 
 struct PipelineCollector {
     pipeline: Arc<Pipeline>,
@@ -475,7 +476,7 @@ impl Collector for PipelineCollector {
                 .map(|r| (labels(r), r.metrics.highest_sent_timestamp_ms / 1000))
                 .collect::<Vec<_>>(),
         )?;
-        let shard_gauges: [(&str, &str, fn(&MetricsSnapshot) -> i64); 4] = [
+        let shard_gauges: [GaugeOf<MetricsSnapshot>; 4] = [
             ("prometheus_remote_storage_shards", "Shards sending in parallel.", |m| m.shards),
             ("prometheus_remote_storage_shards_desired", "Shards the resharding rule asks for.", |m| m.shards_desired),
             ("prometheus_remote_storage_shards_min", "queue_config min_shards.", |m| m.shards_min),
@@ -491,9 +492,8 @@ impl Collector for PipelineCollector {
 /// The WAL of each remote_write component (Alloy's and Prometheus' TSDB names).
 fn wal_metrics(e: &mut DescriptorEncoder, wals: &[(String, Arc<crate::wal::WalMetrics>)]) -> std::fmt::Result {
     use std::sync::atomic::Ordering::Relaxed;
-    type WalCounter = (&'static str, &'static str, fn(&crate::wal::WalMetrics) -> u64);
     let id = |c: &str| vec![("component_id", c.to_string())];
-    let counters: [WalCounter; 7] = [
+    let counters: [CounterOf<crate::wal::WalMetrics>; 7] = [
         ("prometheus_remote_write_wal_samples_appended", "Samples written to the WAL.", |m| m.samples_appended.load(Relaxed)),
         ("prometheus_remote_write_wal_storage_created_series", "Series created in the WAL.", |m| m.series_created.load(Relaxed)),
         ("prometheus_remote_write_wal_replayed_records", "Records read back from the WAL at start.", |m| m.replayed_records.load(Relaxed)),
@@ -505,7 +505,7 @@ fn wal_metrics(e: &mut DescriptorEncoder, wals: &[(String, Arc<crate::wal::WalMe
     for (name, help, value) in counters {
         counter_family(e, name, help, &wals.iter().map(|(c, m)| (id(c), value(m))).collect::<Vec<_>>())?;
     }
-    let gauges: [(&str, &str, fn(&crate::wal::WalMetrics) -> i64); 4] = [
+    let gauges: [GaugeOf<crate::wal::WalMetrics>; 4] = [
         ("prometheus_remote_write_wal_storage_active_series", "Series the WAL keeps.", |m| m.active_series.load(Relaxed)),
         ("prometheus_tsdb_wal_storage_size_bytes", "Bytes of WAL segments on disk.", |m| m.size_bytes.load(Relaxed)),
         ("prometheus_tsdb_wal_segment_current", "The WAL segment being written.", |m| m.segment_current.load(Relaxed)),

@@ -42,11 +42,18 @@ fn render(index: usize, scrape: u64) -> String {
 }
 
 fn env_or(name: &str, default: &str) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| default.parse().unwrap())
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| default.parse().unwrap())
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[derive(Debug)]
@@ -70,17 +77,30 @@ struct Scraper {
 
 impl Scraper {
     fn start(&self, n: usize) -> Process {
-        let mut p = Process::spawn(self.name, &self.bin, &self.args, self.dir.join(format!("{}-{n}.log", self.name)));
+        let mut p = Process::spawn(
+            self.name,
+            &self.bin,
+            &self.args,
+            self.dir.join(format!("{}-{n}.log", self.name)),
+        );
         wait_http_ok(&mut p, self.port, "/-/ready");
         p
     }
 
     fn metric(&self, name: &str) -> f64 {
-        http_get(self.port, "/metrics").map(|(_, b)| metric_sum(&b, name)).unwrap_or(f64::NAN)
+        http_get(self.port, "/metrics")
+            .map(|(_, b)| metric_sum(&b, name))
+            .unwrap_or(f64::NAN)
     }
 }
 
-fn scraper(kind: &'static str, bin: &Path, dir: &Path, targets_file: &Path, receiver: u16) -> Scraper {
+fn scraper(
+    kind: &'static str,
+    bin: &Path,
+    dir: &Path,
+    targets_file: &Path,
+    receiver: u16,
+) -> Scraper {
     let port = free_port();
     match kind {
         "agent" => {
@@ -139,7 +159,10 @@ prometheus.remote_write "receiver" {{
                 args: vec![
                     "--enable-feature=agent".into(),
                     format!("--config.file={}", config.display()),
-                    format!("--storage.agent.path={}", dir.join("prometheus-wal").display()),
+                    format!(
+                        "--storage.agent.path={}",
+                        dir.join("prometheus-wal").display()
+                    ),
                     format!("--web.listen-address=127.0.0.1:{port}"),
                 ],
                 dir: dir.to_path_buf(),
@@ -166,7 +189,11 @@ fn run(kind: &'static str, crash: bool, bin: &Path, targets: usize, outage: Dura
     let fleet = TargetFleet::start(targets, 1, Arc::new(render));
     let targets_file = dir.path().join("targets.json");
     let list: Vec<String> = fleet.addresses.iter().map(|a| format!("\"{a}\"")).collect();
-    std::fs::write(&targets_file, format!(r#"[{{"targets": [{}]}}]"#, list.join(", "))).unwrap();
+    std::fs::write(
+        &targets_file,
+        format!(r#"[{{"targets": [{}]}}]"#, list.join(", ")),
+    )
+    .unwrap();
     let s = scraper(kind, bin, dir.path(), &targets_file, receiver_port);
     let mut process = s.start(0);
     std::thread::sleep(Duration::from_secs(env_or("BENCH_WARMUP_S", "20")));
@@ -189,8 +216,8 @@ fn run(kind: &'static str, crash: bool, bin: &Path, targets: usize, outage: Dura
             restarted = true;
         }
     }
-    let backlog_samples =
-        (fleet.scrapes.load(Ordering::Relaxed) - scrapes_at_down) as f64 * (SERIES_PER_TARGET + 6) as f64;
+    let backlog_samples = (fleet.scrapes.load(Ordering::Relaxed) - scrapes_at_down) as f64
+        * (SERIES_PER_TARGET + 6) as f64;
     let _receiver = start_receiver_ready();
     let back = Instant::now();
     let limit = Duration::from_secs(300);
@@ -198,7 +225,10 @@ fn run(kind: &'static str, crash: bool, bin: &Path, targets: usize, outage: Dura
         sample_rss(&process);
         let written = s.metric("prometheus_remote_storage_highest_timestamp_in_seconds");
         let sent = s.metric("prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         // Caught up: the newest sent sample is the newest written, from the last seconds.
         if written > 0.0 && sent >= written - 1.0 && sent >= now - 3.0 {
             break back.elapsed().as_secs_f64();
@@ -212,10 +242,13 @@ fn run(kind: &'static str, crash: bool, bin: &Path, targets: usize, outage: Dura
     signal(&mut process, libc::SIGTERM);
     let answered = fleet.scrapes.load(Ordering::Relaxed);
     drop(fleet);
-    let arrived: u64 = query(receiver_port, "sum(count_over_time(bench_scrape_number[2h]))")
-        .first()
-        .and_then(|r| r["value"][1].as_str().and_then(|v| v.parse().ok()))
-        .unwrap_or(0);
+    let arrived: u64 = query(
+        receiver_port,
+        "sum(count_over_time(bench_scrape_number[2h]))",
+    )
+    .first()
+    .and_then(|r| r["value"][1].as_str().and_then(|v| v.parse().ok()))
+    .unwrap_or(0);
     Outcome {
         scraper: kind,
         crash,

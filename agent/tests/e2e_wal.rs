@@ -32,7 +32,10 @@ const FILLER_SERIES: usize = 50;
 fn render(index: usize, scrape: u64) -> String {
     let mut s = format!("# TYPE wal_demo_scrape counter\nwal_demo_scrape {scrape}\n");
     for j in 0..FILLER_SERIES {
-        s.push_str(&format!("wal_demo_filler{{j=\"{j}\"}} {}\n", scrape as usize * 7 + j + index));
+        s.push_str(&format!(
+            "wal_demo_filler{{j=\"{j}\"}} {}\n",
+            scrape as usize * 7 + j + index
+        ));
     }
     s
 }
@@ -85,7 +88,15 @@ fn setup() -> Option<Setup> {
     let fleet = TargetFleet::start(TARGETS, 1, Arc::new(render));
     let config = config(dir.path(), &fleet.addresses, ports[0]);
     let storage = dir.path().join("storage");
-    Some(Setup { bin, receiver_port: ports[0], agent_port: ports[1], fleet, config, storage, dir })
+    Some(Setup {
+        bin,
+        receiver_port: ports[0],
+        agent_port: ports[1],
+        fleet,
+        config,
+        storage,
+        dir,
+    })
 }
 
 impl Setup {
@@ -112,7 +123,12 @@ impl Setup {
     fn arrived(&self) -> Vec<Vec<u64>> {
         let mut out: Vec<Vec<u64>> = raw_samples(self.receiver_port, "wal_demo_scrape[2h]")
             .into_iter()
-            .map(|(_, values)| values.iter().map(|(_, v)| v.parse::<f64>().unwrap() as u64).collect())
+            .map(|(_, values)| {
+                values
+                    .iter()
+                    .map(|(_, v)| v.parse::<f64>().unwrap() as u64)
+                    .collect()
+            })
             .collect();
         out.sort();
         out
@@ -136,8 +152,13 @@ fn wait_caught_up(agent: &Agent, limit: Duration) {
     wait_for("the agent to catch up with the receiver", limit, || {
         let m = agent.metrics();
         let written = metric_sum(&m, "prometheus_remote_storage_highest_timestamp_in_seconds");
-        let sent = metric_sum(&m, "prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
-        written > 0.0 && sent >= written && metric_sum(&m, "prometheus_remote_storage_samples_pending") == 0.0
+        let sent = metric_sum(
+            &m,
+            "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+        );
+        written > 0.0
+            && sent >= written
+            && metric_sum(&m, "prometheus_remote_storage_samples_pending") == 0.0
     });
 }
 
@@ -145,7 +166,9 @@ fn outage_test(outage: Duration) {
     let Some(s) = setup() else { return };
     let mut receiver = s.receiver();
     let mut agent = s.agent("a");
-    wait_for("data in Prometheus", Duration::from_secs(30), || s.arrived().len() == TARGETS);
+    wait_for("data in Prometheus", Duration::from_secs(30), || {
+        s.arrived().len() == TARGETS
+    });
     stop(&mut receiver);
     let down = Instant::now();
     let mut last_report = Instant::now();
@@ -160,7 +183,10 @@ fn outage_test(outage: Duration) {
     let m = agent.metrics();
     assert!(metric_sum(&m, "prometheus_remote_storage_samples_retried_total") > 0.0);
     let behind = metric_sum(&m, "prometheus_remote_storage_highest_timestamp_in_seconds")
-        - metric_sum(&m, "prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
+        - metric_sum(
+            &m,
+            "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+        );
     assert!(behind >= outage.as_secs_f64() * 0.8, "behind by {behind}s");
     let _receiver = s.receiver();
     let back = Instant::now();
@@ -173,7 +199,11 @@ fn outage_test(outage: Duration) {
     let total: u64 = arrived.iter().map(|n| n.len() as u64).sum();
     for numbers in &arrived {
         let last = *numbers.last().unwrap();
-        assert_eq!(numbers.clone(), (0..=last).collect::<Vec<_>>(), "every scrape of the target, in order, once");
+        assert_eq!(
+            numbers.clone(),
+            (0..=last).collect::<Vec<_>>(),
+            "every scrape of the target, in order, once"
+        );
     }
     assert_eq!(total, answered, "every scrape answered arrived");
     println!(
@@ -191,7 +221,10 @@ fn a_60s_receiver_outage_loses_nothing() {
 #[test]
 #[ignore]
 fn a_long_receiver_outage_loses_nothing() {
-    let secs = std::env::var("WAL_OUTAGE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+    let secs = std::env::var("WAL_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
     outage_test(Duration::from_secs(secs));
 }
 
@@ -200,7 +233,9 @@ fn kill_9_during_an_outage_and_a_restart_on_the_same_storage_lose_nothing_writte
     let Some(s) = setup() else { return };
     let mut receiver = s.receiver();
     let mut agent = s.agent("a");
-    wait_for("data in Prometheus", Duration::from_secs(30), || s.arrived().len() == TARGETS);
+    wait_for("data in Prometheus", Duration::from_secs(30), || {
+        s.arrived().len() == TARGETS
+    });
     stop(&mut receiver);
     std::thread::sleep(Duration::from_secs(15));
     let written_before = metric(&agent, "prometheus_remote_write_wal_samples_appended_total");
@@ -208,7 +243,10 @@ fn kill_9_during_an_outage_and_a_restart_on_the_same_storage_lose_nothing_writte
     agent.wait_exit(Duration::from_secs(10));
     let answered_before_kill = s.fleet.scrapes.load(Ordering::Relaxed);
     let agent = s.agent("a-restarted");
-    assert!(metric(&agent, "prometheus_remote_write_wal_replayed_records_total") > 0.0, "the WAL was replayed");
+    assert!(
+        metric(&agent, "prometheus_remote_write_wal_replayed_records_total") > 0.0,
+        "the WAL was replayed"
+    );
     assert_eq!(metric(&agent, "prometheus_tsdb_wal_corruptions_total"), 0.0);
     std::thread::sleep(Duration::from_secs(3));
     let _receiver = s.receiver();
@@ -220,15 +258,24 @@ fn kill_9_during_an_outage_and_a_restart_on_the_same_storage_lose_nothing_writte
     let arrived = s.arrived();
     let mut missing = 0;
     for numbers in &arrived {
-        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order, nothing twice: {numbers:?}");
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "in order, nothing twice: {numbers:?}"
+        );
         assert_eq!(numbers[0], 0);
         let last = *numbers.last().unwrap();
         missing += last + 1 - numbers.len() as u64;
     }
     let total: u64 = arrived.iter().map(|n| n.len() as u64).sum();
     let numbered: u64 = arrived.iter().map(|n| n.last().unwrap() + 1).sum();
-    assert_eq!(numbered, answered, "the newest scrape of each target arrived");
-    assert!(missing <= TARGETS as u64, "only scrapes answered at the instant of the kill may be missing: {missing}");
+    assert_eq!(
+        numbered, answered,
+        "the newest scrape of each target arrived"
+    );
+    assert!(
+        missing <= TARGETS as u64,
+        "only scrapes answered at the instant of the kill may be missing: {missing}"
+    );
     assert!(written_before > 0.0);
     println!(
         "kill -9 during outage: {answered} scrapes answered ({answered_before_kill} before the kill), {total} arrived, {missing} answered at the kill instant missing"
@@ -250,21 +297,39 @@ fn a_torn_segment_is_replayed_up_to_the_bad_record_and_the_agent_starts() {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
         .max()
         .expect("a segment with data");
     let len = std::fs::metadata(&newest).unwrap().len();
     // A crash in the middle of a write: a record header promising more than is there.
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().append(true).open(&newest).unwrap();
-    f.write_all(&[2, 0, 1, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3]).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .unwrap();
+    f.write_all(&[2, 0, 1, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3])
+        .unwrap();
     drop(f);
     let agent = s.agent("a-restarted");
     assert_eq!(metric(&agent, "prometheus_tsdb_wal_corruptions_total"), 1.0);
     assert!(metric(&agent, "prometheus_remote_write_wal_replayed_records_total") > 0.0);
-    assert_eq!(std::fs::metadata(&newest).unwrap().len(), len, "cut back to the last good record");
-    assert!(agent.log_text().contains("damaged or torn WAL record"), "the cut is logged");
+    assert_eq!(
+        std::fs::metadata(&newest).unwrap().len(),
+        len,
+        "cut back to the last good record"
+    );
+    assert!(
+        agent.log_text().contains("damaged or torn WAL record"),
+        "the cut is logged"
+    );
     let before = metric(&agent, "prometheus_remote_write_wal_samples_appended_total");
     wait_for("scraping goes on", Duration::from_secs(20), || {
         metric(&agent, "prometheus_remote_write_wal_samples_appended_total") > before
@@ -281,15 +346,35 @@ fn a_storage_path_in_use_or_unusable_is_refused_naming_it() {
     );
     let storage = format!("--storage.path={}", dir.path().join("storage").display());
     let ports = free_ports(3);
-    let mut first = Agent::start("first", ports[0], &[config.display().to_string(), storage.clone()]);
+    let mut first = Agent::start(
+        "first",
+        ports[0],
+        &[config.display().to_string(), storage.clone()],
+    );
     first.wait_healthy();
     let mut second = Agent::start("second", ports[1], &[config.display().to_string(), storage]);
     assert!(!second.wait_exit(Duration::from_secs(20)).success());
     let log = second.log_text();
-    assert!(log.contains("in use by another agent process") && log.contains("--storage.path"), "{log}");
-    let mut third = Agent::start("third", ports[2], &[config.display().to_string(), "--storage.path=/proc/no-such-dir".into()]);
+    assert!(
+        log.contains("in use by another agent process") && log.contains("--storage.path"),
+        "{log}"
+    );
+    let mut third = Agent::start(
+        "third",
+        ports[2],
+        &[
+            config.display().to_string(),
+            "--storage.path=/proc/no-such-dir".into(),
+        ],
+    );
     assert!(!third.wait_exit(Duration::from_secs(20)).success());
-    assert!(third.log_text().contains("cannot create WAL directory /proc/no-such-dir"), "{}", third.log_text());
+    assert!(
+        third
+            .log_text()
+            .contains("cannot create WAL directory /proc/no-such-dir"),
+        "{}",
+        third.log_text()
+    );
     first.signal(libc::SIGTERM);
     assert!(first.wait_exit(Duration::from_secs(20)).success());
 }

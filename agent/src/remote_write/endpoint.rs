@@ -83,12 +83,21 @@ impl Endpoint {
         external_labels.sort();
         external_labels.dedup_by(|a, b| a.0 == b.0);
         let metrics = Arc::new(EndpointMetrics::default());
-        metrics.shards_min.store(config.queue.min_shards as i64, Relaxed);
-        metrics.shards_max.store(config.queue.max_shards as i64, Relaxed);
+        metrics
+            .shards_min
+            .store(config.queue.min_shards as i64, Relaxed);
+        metrics
+            .shards_max
+            .store(config.queue.max_shards as i64, Relaxed);
         let pos_path = positions::path(wal.dir(), &config.name);
         let inner = Arc::new(Inner {
             subscription: wal.subscribe(Pos::default()),
-            sender: Arc::new(Sender { config, external_labels, client, metrics }),
+            sender: Arc::new(Sender {
+                config,
+                external_labels,
+                client,
+                metrics,
+            }),
             wal,
             pos_path,
             running: Mutex::new(None),
@@ -103,7 +112,10 @@ impl Endpoint {
         let head = inner.wal.head();
         let reader = tokio::spawn(read_loop(inner.clone(), previous, head));
         let upkeep = tokio::spawn(upkeep(Arc::downgrade(&inner)));
-        Ok(Endpoint { inner, tasks: Mutex::new(vec![reader, upkeep]) })
+        Ok(Endpoint {
+            inner,
+            tasks: Mutex::new(vec![reader, upkeep]),
+        })
     }
 
     pub fn config(&self) -> &EndpointConfig {
@@ -166,7 +178,11 @@ async fn finish(inner: &Arc<Inner>, grace: Duration) {
             }
         }
         let left: usize = r.shards.iter().map(|s| s.queued()).sum();
-        inner.sender.metrics.samples_pending.fetch_sub(left as i64, Relaxed);
+        inner
+            .sender
+            .metrics
+            .samples_pending
+            .fetch_sub(left as i64, Relaxed);
         r.positions.sync();
         inner.sender.metrics.shards.store(0, Relaxed);
     }
@@ -187,10 +203,24 @@ fn start_shards(inner: &Arc<Inner>, slots: &[Slot]) -> Result<(), String> {
         .collect();
     let tasks = shards
         .iter()
-        .map(|s| tokio::spawn(shards::run(s.clone(), inner.sender.clone(), positions.clone())))
+        .map(|s| {
+            tokio::spawn(shards::run(
+                s.clone(),
+                inner.sender.clone(),
+                positions.clone(),
+            ))
+        })
         .collect();
-    inner.sender.metrics.shards.store(shards.len() as i64, Relaxed);
-    *inner.running.lock().unwrap() = Some(Running { shards, tasks, positions });
+    inner
+        .sender
+        .metrics
+        .shards
+        .store(shards.len() as i64, Relaxed);
+    *inner.running.lock().unwrap() = Some(Running {
+        shards,
+        tasks,
+        positions,
+    });
     Ok(())
 }
 
@@ -227,10 +257,24 @@ async fn read_loop(inner: Arc<Inner>, previous: Option<watch::Receiver<bool>>, h
         Saved::Slots(slots) => {
             let until = slots.iter().map(|s| s.record).max().unwrap_or_default();
             let n = slots.len();
-            (slots.clone(), Some(Resume { slots, seen: vec![0; n], record: Pos::default(), until }))
+            (
+                slots.clone(),
+                Some(Resume {
+                    slots,
+                    seen: vec![0; n],
+                    record: Pos::default(),
+                    until,
+                }),
+            )
         }
         Saved::None => (fresh(head), None),
-        Saved::Damaged => (fresh(Pos { segment: inner.wal.first_segment(), offset: 0 }), None),
+        Saved::Damaged => (
+            fresh(Pos {
+                segment: inner.wal.first_segment(),
+                offset: 0,
+            }),
+            None,
+        ),
     };
     let from = slots.iter().map(|s| s.record).min().unwrap_or_default();
     *inner.floor.lock().unwrap() = from;
@@ -251,7 +295,11 @@ async fn read_loop(inner: Arc<Inner>, previous: Option<watch::Receiver<bool>>, h
         let skipped = reader.skipped() - counted_skips;
         if skipped > 0 {
             counted_skips = reader.skipped();
-            inner.sender.metrics.samples_dropped_total.fetch_add(skipped, Relaxed);
+            inner
+                .sender
+                .metrics
+                .samples_dropped_total
+                .fetch_add(skipped, Relaxed);
             tracing::warn!(endpoint = %inner.sender.config.name, samples = skipped, "WAL data was removed before this endpoint sent it (max_keepalive_time or size bound)");
         }
         *inner.floor.lock().unwrap() = batch.start;
@@ -273,8 +321,13 @@ async fn dispatch(inner: &Arc<Inner>, batch: &ReadBatch, mut resume: Option<&mut
     let m = &inner.sender.metrics;
     let (shards, per_send) = {
         let running = inner.running.lock().unwrap();
-        let Some(r) = running.as_ref() else { return false };
-        (r.shards.clone(), inner.sender.config.queue.max_samples_per_send)
+        let Some(r) = running.as_ref() else {
+            return false;
+        };
+        (
+            r.shards.clone(),
+            inner.sender.config.queue.max_samples_per_send,
+        )
     };
     let n = shards.len();
     let mut per_shard: Vec<VecDeque<Item>> = (0..n).map(|_| VecDeque::new()).collect();
@@ -291,8 +344,15 @@ async fn dispatch(inner: &Arc<Inner>, batch: &ReadBatch, mut resume: Option<&mut
                 missing += 1;
                 continue;
             };
-            let sample = Sample { labels: labels.clone(), timestamp_ms: s.timestamp_ms, value: s.value };
-            per_shard[shard_of(s.series, n)].push_back(Item { sample, record: batch.start });
+            let sample = Sample {
+                labels: labels.clone(),
+                timestamp_ms: s.timestamp_ms,
+                value: s.value,
+            };
+            per_shard[shard_of(s.series, n)].push_back(Item {
+                sample,
+                record: batch.start,
+            });
         }
     }
     let kept: u64 = per_shard.iter().map(|q| q.len() as u64).sum();
@@ -347,7 +407,16 @@ async fn reshard_if_needed(inner: &Arc<Inner>, reader: &WalReader) -> bool {
         }
     }
     let floor = reader.position();
-    if let Err(e) = start_shards(inner, &vec![Slot { record: floor, count: 0 }; want]) {
+    if let Err(e) = start_shards(
+        inner,
+        &vec![
+            Slot {
+                record: floor,
+                count: 0
+            };
+            want
+        ],
+    ) {
         tracing::error!(endpoint = %inner.sender.config.name, error = %e, "remote_write endpoint cannot keep its position; not sending");
         return false;
     }
@@ -359,7 +428,8 @@ async fn upkeep(inner: std::sync::Weak<Inner>) {
     let mut tick = tokio::time::interval(ACK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_reshard = Instant::now();
-    let (mut in_rate, mut out_rate, mut send_rate) = (Ewma::default(), Ewma::default(), Ewma::default());
+    let (mut in_rate, mut out_rate, mut send_rate) =
+        (Ewma::default(), Ewma::default(), Ewma::default());
     let mut last = Counters::default();
     loop {
         tick.tick().await;
@@ -374,7 +444,12 @@ async fn upkeep(inner: std::sync::Weak<Inner>) {
             // Positions survive a crash of the process as written; this makes them survive
             // one of the machine too (at most a second behind).
             r.positions.sync();
-            r.shards.iter().filter_map(|s| s.oldest_unsent()).chain([floor]).min().unwrap_or(floor)
+            r.shards
+                .iter()
+                .filter_map(|s| s.oldest_unsent())
+                .chain([floor])
+                .min()
+                .unwrap_or(floor)
         };
         *inner.subscription.acked.lock().unwrap() = acked;
         let elapsed = last_reshard.elapsed();
@@ -396,7 +471,11 @@ async fn upkeep(inner: std::sync::Weak<Inner>) {
             samples_in_rate: in_rate.rate(),
             samples_out_rate: out_rate.rate(),
             send_seconds_rate: send_rate.rate() / 1e6,
-            behind_seconds: if sent > 0 { (highest - sent) as f64 / 1000.0 } else { 0.0 },
+            behind_seconds: if sent > 0 {
+                (highest - sent) as f64 / 1000.0
+            } else {
+                0.0
+            },
             current,
             min: q.min_shards,
             max: q.max_shards,

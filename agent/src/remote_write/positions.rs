@@ -89,7 +89,12 @@ fn decode(b: &[u8]) -> Option<Vec<Slot>> {
     Some(
         slots
             .into_iter()
-            .map(|s| s.unwrap_or(Slot { record: floor, count: 0 }))
+            .map(|s| {
+                s.unwrap_or(Slot {
+                    record: floor,
+                    count: 0,
+                })
+            })
             .collect(),
     )
 }
@@ -140,7 +145,10 @@ impl PositionFile {
         std::fs::write(&tmp, &b)?;
         std::fs::rename(&tmp, path)?;
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
-        Ok(PositionFile { file, path: path.to_path_buf() })
+        Ok(PositionFile {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Overwrites shard `i`'s slot in place (one `pwrite`; survives the process dying).
@@ -162,7 +170,10 @@ mod tests {
     use super::*;
 
     fn slot(segment: u32, offset: u64, count: u32) -> Slot {
-        Slot { record: Pos { segment, offset }, count }
+        Slot {
+            record: Pos { segment, offset },
+            count,
+        }
     }
 
     #[test]
@@ -174,11 +185,17 @@ mod tests {
         f.write(0, slot(2, 100, 7));
         f.write(1, slot(1, 50, 1));
         f.write(2, slot(3, 10, 2));
-        assert_eq!(load(&p), Saved::Slots(vec![slot(2, 100, 7), slot(1, 50, 1), slot(3, 10, 2)]));
+        assert_eq!(
+            load(&p),
+            Saved::Slots(vec![slot(2, 100, 7), slot(1, 50, 1), slot(3, 10, 2)])
+        );
         let mut b = std::fs::read(&p).unwrap();
         b[(HEADER_BYTES + SLOT_BYTES * 2 + 3) as usize] ^= 1;
         std::fs::write(&p, &b).unwrap();
-        assert_eq!(load(&p), Saved::Slots(vec![slot(2, 100, 7), slot(1, 50, 1), slot(1, 50, 0)]));
+        assert_eq!(
+            load(&p),
+            Saved::Slots(vec![slot(2, 100, 7), slot(1, 50, 1), slot(1, 50, 0)])
+        );
         std::fs::write(&p, b"garbage").unwrap();
         assert_eq!(load(&p), Saved::Damaged);
     }
@@ -186,9 +203,33 @@ mod tests {
     #[test]
     fn a_slot_covers_earlier_records_and_the_first_count_samples_of_its_own() {
         let s = slot(2, 100, 2);
-        assert!(s.covers(Pos { segment: 1, offset: 900 }, 50));
-        assert!(s.covers(Pos { segment: 2, offset: 100 }, 1));
-        assert!(!s.covers(Pos { segment: 2, offset: 100 }, 2));
-        assert!(!s.covers(Pos { segment: 2, offset: 101 }, 0));
+        assert!(s.covers(
+            Pos {
+                segment: 1,
+                offset: 900
+            },
+            50
+        ));
+        assert!(s.covers(
+            Pos {
+                segment: 2,
+                offset: 100
+            },
+            1
+        ));
+        assert!(!s.covers(
+            Pos {
+                segment: 2,
+                offset: 100
+            },
+            2
+        ));
+        assert!(!s.covers(
+            Pos {
+                segment: 2,
+                offset: 101
+            },
+            0
+        ));
     }
 }

@@ -86,15 +86,27 @@ mod tests {
     #[test]
     fn shards_follow_the_work_with_hysteresis_and_bounds() {
         // 10k samples/s in, 1 ms per 2000-sample request: far less than one shard's worth.
-        assert_eq!(desired_shards(&measured(10_000.0, 10_000.0, 0.005, 0.0, 4)), 1);
+        assert_eq!(
+            desired_shards(&measured(10_000.0, 10_000.0, 0.005, 0.0, 4)),
+            1
+        );
         // Each sample costs 0.4 ms of request time: 4 shards keep up.
-        assert_eq!(desired_shards(&measured(10_000.0, 10_000.0, 4.0, 0.0, 1)), 4);
+        assert_eq!(
+            desired_shards(&measured(10_000.0, 10_000.0, 4.0, 0.0, 1)),
+            4
+        );
         // Within 30% of the current count: unchanged.
-        assert_eq!(desired_shards(&measured(10_000.0, 10_000.0, 4.4, 0.0, 4)), 4);
+        assert_eq!(
+            desired_shards(&measured(10_000.0, 10_000.0, 4.4, 0.0, 4)),
+            4
+        );
         // A 10-minute backlog asks for more, capped at max.
         let catch_up = desired_shards(&measured(10_000.0, 10_000.0, 4.0, 600.0, 4));
         assert!(catch_up > 4, "{catch_up}");
-        assert_eq!(desired_shards(&measured(10_000.0, 10_000.0, 40.0, 600.0, 4)), 50);
+        assert_eq!(
+            desired_shards(&measured(10_000.0, 10_000.0, 40.0, 600.0, 4)),
+            50
+        );
         // Nothing sent: no evidence, keep.
         assert_eq!(desired_shards(&measured(10_000.0, 0.0, 0.0, 100.0, 3)), 3);
     }

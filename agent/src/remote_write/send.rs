@@ -62,9 +62,15 @@ pub(crate) fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
 /// out of bounds; Mimir and Cortex: out-of-order, too old), rather than the whole request.
 fn names_one_sample(why: &str) -> bool {
     let w = why.to_ascii_lowercase();
-    ["out of order", "out-of-order", "duplicate sample", "out of bounds", "too old"]
-        .iter()
-        .any(|k| w.contains(k))
+    [
+        "out of order",
+        "out-of-order",
+        "duplicate sample",
+        "out of bounds",
+        "too old",
+    ]
+    .iter()
+    .any(|k| w.contains(k))
 }
 
 /// What became of a batch.
@@ -88,7 +94,11 @@ pub struct Sender {
 impl Sender {
     /// Sends `batch`, retrying and splitting as the module doc says. `stop_by` (shutdown)
     /// bounds retrying.
-    pub async fn deliver(&self, batch: &[Sample], stop_by: impl Fn() -> Option<Instant>) -> Delivery {
+    pub async fn deliver(
+        &self,
+        batch: &[Sample],
+        stop_by: impl Fn() -> Option<Instant>,
+    ) -> Delivery {
         let mut parts: Vec<&[Sample]> = vec![batch];
         let mut splits = 0;
         // Parts are sent front to back, so each series stays in order.
@@ -97,7 +107,11 @@ impl Sender {
                 None => return Delivery::Interrupted,
                 Some(Outcome::Sent) => {}
                 Some(Outcome::Fail(why, status)) => {
-                    if status == Some(400) && part.len() > 1 && splits < MAX_SPLITS && names_one_sample(&why) {
+                    if status == Some(400)
+                        && part.len() > 1
+                        && splits < MAX_SPLITS
+                        && names_one_sample(&why)
+                    {
                         splits += 1;
                         let (a, b) = part.split_at(part.len() / 2);
                         parts.push(b);
@@ -105,7 +119,9 @@ impl Sender {
                         continue;
                     }
                     tracing::warn!(endpoint = %self.config.name, url = %crate::http_client::redact_url(&self.config.url), %why, samples = part.len(), "remote write samples rejected; not retrying");
-                    self.metrics.samples_failed_total.fetch_add(part.len() as u64, Relaxed);
+                    self.metrics
+                        .samples_failed_total
+                        .fetch_add(part.len() as u64, Relaxed);
                 }
                 Some(Outcome::Retry(_)) => unreachable!("retried until decided"),
             }
@@ -114,18 +130,26 @@ impl Sender {
     }
 
     /// One part until it is accepted or refused; `None` if shutdown interrupted it.
-    async fn send_with_retries(&self, part: &[Sample], stop_by: &impl Fn() -> Option<Instant>) -> Option<Outcome> {
+    async fn send_with_retries(
+        &self,
+        part: &[Sample],
+        stop_by: &impl Fn() -> Option<Instant>,
+    ) -> Option<Outcome> {
         let m = &self.metrics;
         let n = part.len() as u64;
         let highest_ts = part.iter().map(|s| s.timestamp_ms).max().unwrap_or(0);
-        let body = Bytes::from(snappy_compress(&encode_samples(part, &self.external_labels)));
+        let body = Bytes::from(snappy_compress(&encode_samples(
+            part,
+            &self.external_labels,
+        )));
         let q = &self.config.queue;
         let mut attempt: u32 = 0;
         loop {
             m.requests_total.fetch_add(1, Relaxed);
             let started = Instant::now();
             let outcome = self.send_once(body.clone()).await;
-            m.send_nanos_total.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+            m.send_nanos_total
+                .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
             match outcome {
                 Outcome::Sent => {
                     m.samples_sent_total.fetch_add(n, Relaxed);
@@ -166,7 +190,11 @@ impl Sender {
             Ok(r) => r,
             Err(e) => return Outcome::Fail(format!("invalid request: {e}"), None),
         };
-        match self.client.send(req, cfg.remote_timeout, RESPONSE_BODY_MAX_BYTES).await {
+        match self
+            .client
+            .send(req, cfg.remote_timeout, RESPONSE_BODY_MAX_BYTES)
+            .await
+        {
             Ok(resp) => {
                 let text = &resp.body[..resp.body.len().min(ERROR_BODY_MAX_BYTES)];
                 let text = String::from_utf8_lossy(text);
@@ -178,7 +206,9 @@ impl Sender {
             }
             // A response too large to read still had a status; the rest (timeouts, refused
             // connections, TLS failures) may heal: retried with backoff, as Prometheus does.
-            Err(e) if e.kind() == ErrorKind::BodyTooLarge => Outcome::Retry(format!("unreadable response: {e}")),
+            Err(e) if e.kind() == ErrorKind::BodyTooLarge => {
+                Outcome::Retry(format!("unreadable response: {e}"))
+            }
             Err(e) => Outcome::Retry(e.to_string()),
         }
     }

@@ -96,7 +96,10 @@ impl Shard {
     pub fn advance_idle(&self, floor: Pos, positions: &PositionFile) {
         let mut st = self.state.lock().unwrap();
         if st.queue.is_empty() && st.in_flight.is_none() && st.sent.record < floor {
-            st.sent = Slot { record: floor, count: 0 };
+            st.sent = Slot {
+                record: floor,
+                count: 0,
+            };
             positions.write(self.index, st.sent);
         }
     }
@@ -129,12 +132,18 @@ pub async fn run(shard: Arc<Shard>, sender: Arc<Sender>, positions: Arc<Position
         let wait = {
             let mut st = shard.state.lock().unwrap();
             let len = st.queue.len();
-            let due = st.oldest.is_some_and(|t| t.elapsed() >= q.batch_send_deadline);
+            let due = st
+                .oldest
+                .is_some_and(|t| t.elapsed() >= q.batch_send_deadline);
             if len >= q.max_samples_per_send || (len > 0 && (due || st.draining)) {
                 let n = len.min(q.max_samples_per_send);
                 batch.extend(st.queue.drain(..n));
                 st.in_flight = batch.first().map(|i| i.record);
-                st.oldest = if st.queue.is_empty() { None } else { Some(Instant::now()) };
+                st.oldest = if st.queue.is_empty() {
+                    None
+                } else {
+                    Some(Instant::now())
+                };
                 None
             } else if st.draining && len == 0 {
                 return;
@@ -169,7 +178,10 @@ pub async fn run(shard: Arc<Shard>, sender: Arc<Sender>, positions: Arc<Position
             if item.record == st.sent.record {
                 st.sent.count += 1;
             } else {
-                st.sent = Slot { record: item.record, count: 1 };
+                st.sent = Slot {
+                    record: item.record,
+                    count: 1,
+                };
             }
         }
         positions.write(shard.index, st.sent);

@@ -171,15 +171,26 @@ impl Wal {
         let metrics = Arc::new(WalMetrics::default());
         let state = replay::replay(dir, &metrics)?;
         let hasher = Xxh64Builder::new(rand::random());
-        let mut by_labels = HashMap::with_hasher(hasher.clone());
+        let mut by_labels = HashMap::with_hasher(hasher);
         let mut series = HashMap::with_hasher(hasher);
         for (r, labels, last_segment) in state.series {
             series.insert(r, labels.clone());
-            by_labels.insert(labels, SeriesEntry { series: r, last_segment });
+            by_labels.insert(
+                labels,
+                SeriesEntry {
+                    series: r,
+                    last_segment,
+                },
+            );
         }
         metrics.active_series.store(by_labels.len() as i64, Relaxed);
-        metrics.highest_timestamp_ms.store(state.highest_timestamp_ms, Relaxed);
-        let head = Pos { segment: state.next_segment, offset: 0 };
+        metrics
+            .highest_timestamp_ms
+            .store(state.highest_timestamp_ms, Relaxed);
+        let head = Pos {
+            segment: state.next_segment,
+            offset: 0,
+        };
         let file = create_segment(dir, head.segment)?;
         let size: u64 = state.sealed.values().map(|s| s.bytes).sum();
         metrics.size_bytes.store(size as i64, Relaxed);
@@ -249,7 +260,9 @@ impl Wal {
 
     /// Registers an endpoint whose read position holds back truncation.
     pub fn subscribe(&self, acked: Pos) -> Arc<Subscription> {
-        let sub = Arc::new(Subscription { acked: Mutex::new(acked) });
+        let sub = Arc::new(Subscription {
+            acked: Mutex::new(acked),
+        });
         let mut subs = self.subscriptions.lock().unwrap();
         subs.retain(|s| s.strong_count() > 0);
         subs.push(Arc::downgrade(&sub));
@@ -292,13 +305,23 @@ impl Wal {
                 None => {
                     let r = w.next_ref;
                     w.next_ref += 1;
-                    w.by_labels.insert(s.labels.clone(), SeriesEntry { series: r, last_segment: seg });
+                    w.by_labels.insert(
+                        s.labels.clone(),
+                        SeriesEntry {
+                            series: r,
+                            last_segment: seg,
+                        },
+                    );
                     w.new_series.push((r, s.labels.clone()));
                     r
                 }
             };
             highest = highest.max(s.timestamp_ms);
-            w.refs.push(RefSample { series, timestamp_ms: s.timestamp_ms, value: s.value });
+            w.refs.push(RefSample {
+                series,
+                timestamp_ms: s.timestamp_ms,
+                value: s.value,
+            });
         }
         w.buf.clear();
         if !w.new_series.is_empty() {
@@ -318,9 +341,15 @@ impl Wal {
                 w.head.offset += w.buf.len() as u64;
                 w.head_samples += samples.len() as u64;
                 w.unsynced = true;
-                self.metrics.samples_appended.fetch_add(samples.len() as u64, Relaxed);
-                self.metrics.size_bytes.fetch_add(w.buf.len() as i64, Relaxed);
-                self.metrics.highest_timestamp_ms.fetch_max(highest, Relaxed);
+                self.metrics
+                    .samples_appended
+                    .fetch_add(samples.len() as u64, Relaxed);
+                self.metrics
+                    .size_bytes
+                    .fetch_add(w.buf.len() as i64, Relaxed);
+                self.metrics
+                    .highest_timestamp_ms
+                    .fetch_max(highest, Relaxed);
                 let head = w.head;
                 self.head_tx.send_replace(head);
             }
@@ -331,7 +360,9 @@ impl Wal {
                 }
                 // Cut whatever part was written, so the segment stays a sequence of records;
                 // if even that fails, continue in a new segment.
-                if file.set_len(w.head.offset).is_err() || std::io::Seek::seek(file, std::io::SeekFrom::Start(w.head.offset)).is_err() {
+                if file.set_len(w.head.offset).is_err()
+                    || std::io::Seek::seek(file, std::io::SeekFrom::Start(w.head.offset)).is_err()
+                {
                     w.file = None;
                 }
             }
@@ -345,10 +376,17 @@ impl Wal {
         }
         w.sealed.insert(
             w.head.segment,
-            SealedSegment { bytes: w.head.offset, samples: w.head_samples, last_write: SystemTime::now() },
+            SealedSegment {
+                bytes: w.head.offset,
+                samples: w.head_samples,
+                last_write: SystemTime::now(),
+            },
         );
         w.unsynced = false;
-        let next = Pos { segment: w.head.segment + 1, offset: 0 };
+        let next = Pos {
+            segment: w.head.segment + 1,
+            offset: 0,
+        };
         match create_segment(&self.dir, next.segment) {
             Ok(f) => w.file = Some(f),
             Err(e) => {
@@ -360,7 +398,9 @@ impl Wal {
         }
         w.head = next;
         w.head_samples = 0;
-        self.metrics.segment_current.store(next.segment as i64, Relaxed);
+        self.metrics
+            .segment_current
+            .store(next.segment as i64, Relaxed);
         self.head_tx.send_replace(next);
     }
 
@@ -396,7 +436,8 @@ impl Wal {
         if w.head.offset > 0 {
             self.roll(w);
         }
-        let older_than = |age: Duration, t: SystemTime| now.duration_since(t).is_ok_and(|d| d > age);
+        let older_than =
+            |age: Duration, t: SystemTime| now.duration_since(t).is_ok_and(|d| d > age);
         let mut size: u64 = w.sealed.values().map(|s| s.bytes).sum::<u64>() + w.head.offset;
         let mut last_removed: Option<u32> = None;
         for (&n, seg) in &w.sealed {
@@ -435,10 +476,16 @@ impl Wal {
             let mut table = self.series.write().unwrap();
             table.retain(|_, l| w.by_labels.contains_key(l));
         }
-        self.metrics.active_series.fetch_sub(removed_series as i64, Relaxed);
+        self.metrics
+            .active_series
+            .fetch_sub(removed_series as i64, Relaxed);
         let gone: Vec<u32> = w.sealed.range(..=upto).map(|(n, _)| *n).collect();
         for n in &gone {
-            let seg = w.sealed.remove(n).unwrap_or(SealedSegment { bytes: 0, samples: 0, last_write: now });
+            let seg = w.sealed.remove(n).unwrap_or(SealedSegment {
+                bytes: 0,
+                samples: 0,
+                last_write: now,
+            });
             w.removed.insert(*n, seg.samples);
             if let Err(e) = std::fs::remove_file(segment::segment_path(&self.dir, *n)) {
                 tracing::warn!(segment = n, error = %e, "cannot remove WAL segment");

@@ -34,7 +34,13 @@ pub struct WalReader {
 
 impl WalReader {
     pub(super) fn new(wal: Arc<Wal>, from: Pos, head_rx: watch::Receiver<Pos>) -> WalReader {
-        let mut r = WalReader { wal, head_rx, pos: from, file: None, skipped: 0 };
+        let mut r = WalReader {
+            wal,
+            head_rx,
+            pos: from,
+            file: None,
+            skipped: 0,
+        };
         let head = r.wal.head();
         if r.pos > head {
             r.pos = head;
@@ -103,15 +109,27 @@ impl WalReader {
                 }
             };
             match next {
-                Next::Record { kind, payload, start, end } => {
-                    let start = Pos { segment: self.pos.segment, offset: start };
+                Next::Record {
+                    kind,
+                    payload,
+                    start,
+                    end,
+                } => {
+                    let start = Pos {
+                        segment: self.pos.segment,
+                        offset: start,
+                    };
                     self.pos.offset = end;
                     if kind & 0x7f != KIND_SAMPLES {
                         continue;
                     }
                     match record::decode(kind & 0x7f, &payload) {
                         Ok(Record::Samples(samples)) => {
-                            return Some(ReadBatch { start, end: self.pos, samples });
+                            return Some(ReadBatch {
+                                start,
+                                end: self.pos,
+                                samples,
+                            });
                         }
                         Ok(Record::Series(_)) => continue,
                         Err(e) => {
@@ -122,9 +140,19 @@ impl WalReader {
                 }
                 Next::End if sealed => self.next_segment(),
                 Next::End => return None,
-                Next::Bad { at, why, incomplete } => {
+                Next::Bad {
+                    at,
+                    why,
+                    incomplete,
+                } => {
                     if sealed || !incomplete {
-                        self.damaged(Pos { segment: self.pos.segment, offset: at }, &why);
+                        self.damaged(
+                            Pos {
+                                segment: self.pos.segment,
+                                offset: at,
+                            },
+                            &why,
+                        );
                     } else {
                         return None;
                     }
@@ -135,13 +163,21 @@ impl WalReader {
 
     fn damaged(&mut self, at: Pos, why: &str) {
         self.wal.metrics.corruptions.fetch_add(1, Relaxed);
-        tracing::warn!(segment = at.segment, offset = at.offset, why, "damaged WAL record; the rest of the segment is skipped");
+        tracing::warn!(
+            segment = at.segment,
+            offset = at.offset,
+            why,
+            "damaged WAL record; the rest of the segment is skipped"
+        );
         self.next_segment();
     }
 
     fn next_segment(&mut self) {
         self.file = None;
-        self.pos = Pos { segment: self.pos.segment + 1, offset: 0 };
+        self.pos = Pos {
+            segment: self.pos.segment + 1,
+            offset: 0,
+        };
     }
 
     /// The segment at `pos` is gone: continue at the first one on disk.
@@ -150,6 +186,9 @@ impl WalReader {
         let first = self.wal.first_segment().min(head.segment);
         let to = first.max(self.pos.segment + 1);
         self.skipped += self.wal.removed_samples(self.pos.segment, to);
-        self.pos = Pos { segment: to, offset: 0 };
+        self.pos = Pos {
+            segment: to,
+            offset: 0,
+        };
     }
 }

@@ -149,7 +149,11 @@ pub fn encode_samples(out: &mut Vec<u8>, samples: &[RefSample], scratch: &mut Ve
         let bits = s.value.to_bits();
         let x = bits ^ prev_bits;
         let lead = (x.leading_zeros() / 8).min(8) as usize;
-        let trail = if x == 0 { 0 } else { (x.trailing_zeros() / 8) as usize };
+        let trail = if x == 0 {
+            0
+        } else {
+            (x.trailing_zeros() / 8) as usize
+        };
         scratch.push(((lead as u8) << 4) | trail as u8);
         let be = x.to_be_bytes();
         if lead < 8 {
@@ -210,8 +214,7 @@ pub fn read_frame(b: &[u8]) -> Result<(u8, std::borrow::Cow<'_, [u8]>, usize), R
         return Err(corrupt("checksum mismatch"));
     }
     let payload = if kind & COMPRESSED != 0 {
-        let n = snap::raw::decompress_len(payload)
-            .map_err(|e| corrupt(&format!("snappy: {e}")))?;
+        let n = snap::raw::decompress_len(payload).map_err(|e| corrupt(&format!("snappy: {e}")))?;
         if n > MAX_PAYLOAD_BYTES {
             return Err(corrupt("decompressed record over the limit"));
         }
@@ -319,11 +322,20 @@ mod tests {
             })
             .collect();
         let (mut out, mut scratch) = (Vec::new(), Vec::new());
-        encode_series(&mut out, &[(1, labels.clone()), (2, Labels::default())], &mut scratch);
+        encode_series(
+            &mut out,
+            &[(1, labels.clone()), (2, Labels::default())],
+            &mut scratch,
+        );
         encode_samples(&mut out, &samples, &mut scratch);
         let recs = round_trip(&out);
-        assert_eq!(recs[0], Record::Series(vec![(1, labels), (2, Labels::default())]));
-        let Record::Samples(got) = &recs[1] else { panic!() };
+        assert_eq!(
+            recs[0],
+            Record::Series(vec![(1, labels), (2, Labels::default())])
+        );
+        let Record::Samples(got) = &recs[1] else {
+            panic!()
+        };
         assert_eq!(got.len(), samples.len());
         for (g, w) in got.iter().zip(&samples) {
             assert_eq!((g.series, g.timestamp_ms), (w.series, w.timestamp_ms));
@@ -349,11 +361,18 @@ mod tests {
     fn damage_is_found_and_never_panics() {
         let (mut out, mut scratch) = (Vec::new(), Vec::new());
         let samples: Vec<RefSample> = (0..50)
-            .map(|i| RefSample { series: i, timestamp_ms: i as i64, value: i as f64 * 1.5 })
+            .map(|i| RefSample {
+                series: i,
+                timestamp_ms: i as i64,
+                value: i as f64 * 1.5,
+            })
             .collect();
         encode_samples(&mut out, &samples, &mut scratch);
         for cut in 0..out.len() {
-            assert_eq!(read_frame(&out[..cut]).unwrap_err(), RecordError::Incomplete);
+            assert_eq!(
+                read_frame(&out[..cut]).unwrap_err(),
+                RecordError::Incomplete
+            );
         }
         for i in 0..out.len() {
             let mut bad = out.clone();

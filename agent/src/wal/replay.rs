@@ -32,8 +32,8 @@ pub(super) struct Replayed {
 }
 
 pub(super) fn replay(dir: &Path, metrics: &WalMetrics) -> Result<Replayed, String> {
-    let (segments, checkpoints) =
-        segment::list(dir).map_err(|e| format!("cannot list WAL directory {}: {e}", dir.display()))?;
+    let (segments, checkpoints) = segment::list(dir)
+        .map_err(|e| format!("cannot list WAL directory {}: {e}", dir.display()))?;
     let mut series: BTreeMap<u64, (Labels, u32)> = BTreeMap::new();
     let mut highest = i64::MIN;
     let mut next_segment = 0;
@@ -54,7 +54,10 @@ pub(super) fn replay(dir: &Path, metrics: &WalMetrics) -> Result<Replayed, Strin
         remove_checkpoints_before(dir, c);
     }
     let mut sealed = BTreeMap::new();
-    for &s in segments.iter().filter(|&&s| checkpoint.is_none_or(|c| s > c)) {
+    for &s in segments
+        .iter()
+        .filter(|&&s| checkpoint.is_none_or(|c| s > c))
+    {
         let path = segment_path(dir, s);
         let mut samples = 0u64;
         let bytes = read_file(&path, metrics, true, |rec| match rec {
@@ -76,7 +79,14 @@ pub(super) fn replay(dir: &Path, metrics: &WalMetrics) -> Result<Replayed, Strin
         let last_write = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .unwrap_or_else(|_| SystemTime::now());
-        sealed.insert(s, SealedSegment { bytes, samples, last_write });
+        sealed.insert(
+            s,
+            SealedSegment {
+                bytes,
+                samples,
+                last_write,
+            },
+        );
         next_segment = s + 1;
     }
     let next_ref = series.keys().next_back().map_or(0, |r| r + 1);
@@ -102,7 +112,12 @@ fn read_file(path: &Path, metrics: &WalMetrics, cut: bool, mut each: impl FnMut(
     };
     loop {
         let bad = match r.next(u64::MAX) {
-            Ok(Next::Record { kind, payload, start, .. }) => match record::decode(kind & 0x7f, &payload) {
+            Ok(Next::Record {
+                kind,
+                payload,
+                start,
+                ..
+            }) => match record::decode(kind & 0x7f, &payload) {
                 Ok(rec) => {
                     metrics.replayed_records.fetch_add(1, Relaxed);
                     each(rec);
@@ -120,7 +135,11 @@ fn read_file(path: &Path, metrics: &WalMetrics, cut: bool, mut each: impl FnMut(
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             tracing::warn!(file = %path.display(), offset = at, bytes_dropped = size.saturating_sub(at), why, "damaged or torn WAL record; replayed up to it");
             if cut {
-                if let Err(e) = std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(at)) {
+                if let Err(e) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| f.set_len(at))
+                {
                     tracing::error!(file = %path.display(), error = %e, "cannot cut the damaged WAL segment");
                 }
             }
@@ -131,7 +150,11 @@ fn read_file(path: &Path, metrics: &WalMetrics, cut: bool, mut each: impl FnMut(
 }
 
 /// Writes `checkpoint.upto` with `live` series: a temporary file, synced, then renamed.
-pub(super) fn write_checkpoint(dir: &Path, upto: u32, live: &[(u64, Labels)]) -> std::io::Result<()> {
+pub(super) fn write_checkpoint(
+    dir: &Path,
+    upto: u32,
+    live: &[(u64, Labels)],
+) -> std::io::Result<()> {
     let path = checkpoint_path(dir, upto);
     let tmp = path.with_extension(format!("{upto:08}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
@@ -152,11 +175,15 @@ pub(super) fn write_checkpoint(dir: &Path, upto: u32, live: &[(u64, Labels)]) ->
 
 /// Removes checkpoints older than `upto` and leftover temporary files.
 pub(super) fn remove_checkpoints_before(dir: &Path, upto: u32) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(rest) = name.strip_prefix("checkpoint.") else { continue };
+        let Some(rest) = name.strip_prefix("checkpoint.") else {
+            continue;
+        };
         let old = rest.ends_with(".tmp") || rest.parse::<u32>().is_ok_and(|n| n < upto);
         if old {
             let _ = std::fs::remove_file(e.path());

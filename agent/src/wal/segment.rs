@@ -13,7 +13,18 @@ use std::path::{Path, PathBuf};
 use super::record::{read_frame, RecordError};
 
 /// A place in the log: a segment and a byte offset in it. Ordered as the log is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Pos {
     pub segment: u32,
     pub offset: u64,
@@ -57,11 +68,20 @@ pub fn list(dir: &Path) -> io::Result<(Vec<u32>, Vec<u32>)> {
 /// What [`SegmentReader::next`] found.
 pub enum Next {
     /// A record: its kind, decompressed payload, and where it starts and ends.
-    Record { kind: u8, payload: Vec<u8>, start: u64, end: u64 },
+    Record {
+        kind: u8,
+        payload: Vec<u8>,
+        start: u64,
+        end: u64,
+    },
     /// No complete record before `limit` (yet).
     End,
     /// Bytes at `at` are not a record (damage or a torn write, per `incomplete`).
-    Bad { at: u64, why: String, incomplete: bool },
+    Bad {
+        at: u64,
+        why: String,
+        incomplete: bool,
+    },
 }
 
 /// Reads the records of one segment file in order, from an offset, never past a limit.

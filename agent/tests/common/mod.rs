@@ -57,7 +57,10 @@ impl Agent {
             args.push(format!("--server.http.listen-addr=127.0.0.1:{port}"));
         }
         if !extra.iter().any(|a| a.starts_with("--storage.path")) {
-            args.push(format!("--storage.path={}", dir.path().join("data").display()));
+            args.push(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ));
         }
         args.extend(extra.iter().cloned());
         let child = Command::new(env!("CARGO_BIN_EXE_agent"))
