@@ -112,6 +112,17 @@ impl Labels {
         self.get("__name__").unwrap_or("")
     }
 
+    /// Whether both are the same allocation (so certainly equal): a cheap identity for
+    /// caches that hold a clone, which keeps the allocation, and so the identity, alive.
+    pub fn same(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The allocation's address (see [`Labels::same`]).
+    pub fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     /// The canonical encoding described on the type (empty for no labels), as stored in the
     /// write-ahead log.
     pub fn encoded(&self) -> &[u8] {

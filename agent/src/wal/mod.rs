@@ -142,6 +142,43 @@ struct Writer {
     scratch: Vec<u8>,
     refs: Vec<RefSample>,
     new_series: Vec<(u64, Labels)>,
+    /// The references of the last append that began with the same labels allocation.
+    runs: HashMap<usize, Run, Xxh64Builder>,
+}
+
+/// One scrape's series in order, as last appended. A scrape loop hands the same label
+/// allocations in the same order every scrape, so its next append finds each reference by
+/// position instead of hashing and comparing label sets (the map lookup was the agent's
+/// largest cost per sample). The newest segment of these series is kept here, for the run
+/// as a whole, and folded into `by_labels` before a truncation.
+struct Run {
+    labels: Vec<Labels>,
+    refs: Vec<u64>,
+    segment: u32,
+}
+
+impl Writer {
+    /// The reference of `labels`, created if new; marks it written in `segment`.
+    fn lookup(&mut self, labels: &Labels, segment: u32) -> u64 {
+        if let Some(e) = self.by_labels.get_mut(labels) {
+            e.last_segment = segment;
+            return e.series;
+        }
+        let r = self.next_ref;
+        self.next_ref += 1;
+        self.by_labels.insert(labels.clone(), SeriesEntry { series: r, last_segment: segment });
+        self.new_series.push((r, labels.clone()));
+        r
+    }
+
+    /// Records in `by_labels` that the run's series were written in its segment.
+    fn fold(&mut self, run: &Run) {
+        for l in &run.labels {
+            if let Some(e) = self.by_labels.get_mut(l) {
+                e.last_segment = e.last_segment.max(run.segment);
+            }
+        }
+    }
 }
 
 /// An open write-ahead log.
@@ -212,6 +249,7 @@ impl Wal {
                 scratch: Vec::new(),
                 refs: Vec::new(),
                 new_series: Vec::new(),
+                runs: HashMap::with_hasher(Xxh64Builder::new(0)),
             }),
             series: RwLock::new(series),
             head_tx,
@@ -296,24 +334,18 @@ impl Wal {
         w.refs.clear();
         w.new_series.clear();
         let mut highest = i64::MIN;
-        for s in samples {
-            let series = match w.by_labels.get_mut(&s.labels) {
-                Some(e) => {
-                    e.last_segment = seg;
-                    e.series
-                }
+        let key = samples[0].labels.addr();
+        let mut run = w.runs.remove(&key);
+        let mut whole_run = run.as_ref().is_some_and(|r| r.labels.len() == samples.len());
+        for (i, s) in samples.iter().enumerate() {
+            let known = run
+                .as_ref()
+                .and_then(|r| r.labels.get(i).filter(|l| l.same(&s.labels)).map(|_| r.refs[i]));
+            let series = match known {
+                Some(r) => r,
                 None => {
-                    let r = w.next_ref;
-                    w.next_ref += 1;
-                    w.by_labels.insert(
-                        s.labels.clone(),
-                        SeriesEntry {
-                            series: r,
-                            last_segment: seg,
-                        },
-                    );
-                    w.new_series.push((r, s.labels.clone()));
-                    r
+                    whole_run = false;
+                    w.lookup(&s.labels, seg)
                 }
             };
             highest = highest.max(s.timestamp_ms);
@@ -322,6 +354,23 @@ impl Wal {
                 timestamp_ms: s.timestamp_ms,
                 value: s.value,
             });
+        }
+        match run.as_mut() {
+            Some(r) if whole_run => r.segment = seg,
+            _ => {
+                // Fold what the old run knew, then remember this scrape's order.
+                if let Some(old) = run.take() {
+                    w.fold(&old);
+                }
+                run = Some(Run {
+                    labels: samples.iter().map(|s| s.labels.clone()).collect(),
+                    refs: w.refs.iter().map(|r| r.series).collect(),
+                    segment: seg,
+                });
+            }
+        }
+        if let Some(r) = run {
+            w.runs.insert(key, r);
         }
         w.buf.clear();
         if !w.new_series.is_empty() {
@@ -452,6 +501,13 @@ impl Wal {
             last_removed = Some(n);
         }
         let Some(upto) = last_removed else { return 0 };
+        let runs = std::mem::take(&mut w.runs);
+        for r in runs.values() {
+            w.fold(r);
+        }
+        // Runs written only in removed segments may hold series that go now.
+        w.runs = runs;
+        w.runs.retain(|_, r| r.segment > upto);
         // Series whose newest sample is in a removed segment are gone with it; the others go
         // to the checkpoint, so a replay still knows them.
         let live: Vec<(u64, Labels)> = {

@@ -241,3 +241,43 @@ fn a_second_agent_on_the_same_directory_is_refused() {
     let err = Wal::open(dir.path(), WalOptions::default()).err().unwrap();
     assert!(err.contains("in use by another agent"), "{err}");
 }
+
+#[test]
+fn a_scrape_loop_reusing_its_label_sets_keeps_its_references_through_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WalOptions { min_keepalive_time: Duration::ZERO, ..small(1024) };
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
+    let sub = wal.subscribe(Pos::default());
+    // One scrape loop: the same label allocations every scrape (the fast path), then a
+    // series appears in the middle and one goes (the slow path, and a new run).
+    let labels: Vec<Labels> = scrape(0, 10).into_iter().map(|s| s.labels).collect();
+    let at = |t: i64, ls: &[Labels]| -> Vec<Sample> {
+        ls.iter().map(|l| Sample { labels: l.clone(), timestamp_ms: t, value: t as f64 }).collect()
+    };
+    for t in 0..100 {
+        wal.append(&at(t, &labels));
+    }
+    let mut changed = labels.clone();
+    changed.insert(5, sample(99, 0).labels);
+    changed.pop();
+    for t in 100..200 {
+        wal.append(&at(t, &changed));
+    }
+    assert_eq!(wal.metrics().series_created.load(Relaxed), 11);
+    let all = read_all(&wal, Pos::default());
+    assert_eq!(all.len(), 2000);
+    assert!(all[..1000].iter().zip(at(0, &labels).iter().cycle()).all(|(a, s)| a.0 == s.labels));
+    assert!(all[1000..].iter().zip(at(0, &changed).iter().cycle()).all(|(a, s)| a.0 == s.labels));
+    // Everything sent; truncation removes all but the newest segment (the one being written).
+    // The series still scraped (known only through the run) must survive into the checkpoint.
+    *sub.acked.lock().unwrap() = wal.head();
+    assert!(wal.truncate() > 0);
+    let (segments, checkpoints) = segment::list(dir.path()).unwrap();
+    assert_eq!(checkpoints.len(), 1);
+    assert!(segments.len() <= 2, "{segments:?}");
+    drop((wal, sub));
+    let wal = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(wal.metrics().active_series.load(Relaxed), 10, "the 10 live series, not the dropped one");
+    wal.append(&at(200, &changed));
+    assert_eq!(wal.metrics().series_created.load(Relaxed), 0, "references survived");
+}
