@@ -29,7 +29,7 @@ use super::send::Sender;
 use super::shards::{self, Item, Shard};
 use crate::config::EndpointConfig;
 use crate::http_client::{HttpClient, USER_AGENT};
-use crate::scrape::Sample;
+use crate::scrape::{Labels, Sample};
 use crate::wal::{Pos, ReadBatch, Subscription, Wal, WalReader};
 
 /// How often the acknowledgement and idle shards' positions are updated.
@@ -287,6 +287,7 @@ async fn read_loop(inner: Arc<Inner>, previous: Option<watch::Receiver<bool>>, h
     inner.desired.store(slots.len(), Relaxed);
     let mut reader = inner.wal.reader(from);
     let mut counted_skips = 0;
+    let mut labels: Vec<Option<Labels>> = Vec::new();
     loop {
         let batch: ReadBatch = tokio::select! {
             b = reader.next() => b,
@@ -306,7 +307,8 @@ async fn read_loop(inner: Arc<Inner>, previous: Option<watch::Receiver<bool>>, h
         if resume.as_ref().is_some_and(|r| batch.start > r.until) {
             resume = None;
         }
-        if !dispatch(&inner, &batch, resume.as_mut()).await {
+        reader.labels(&batch, &mut labels);
+        if !dispatch(&inner, &batch, &labels, resume.as_mut()).await {
             return;
         }
         *inner.floor.lock().unwrap() = reader.position();
@@ -317,7 +319,12 @@ async fn read_loop(inner: Arc<Inner>, previous: Option<watch::Receiver<bool>>, h
 }
 
 /// Hands a record's samples to the shards, waiting for room. False if stopped meanwhile.
-async fn dispatch(inner: &Arc<Inner>, batch: &ReadBatch, mut resume: Option<&mut Resume>) -> bool {
+async fn dispatch(
+    inner: &Arc<Inner>,
+    batch: &ReadBatch,
+    labels: &[Option<Labels>],
+    mut resume: Option<&mut Resume>,
+) -> bool {
     let m = &inner.sender.metrics;
     let (shards, per_send) = {
         let running = inner.running.lock().unwrap();
@@ -332,28 +339,25 @@ async fn dispatch(inner: &Arc<Inner>, batch: &ReadBatch, mut resume: Option<&mut
     let n = shards.len();
     let mut per_shard: Vec<VecDeque<Item>> = (0..n).map(|_| VecDeque::new()).collect();
     let mut missing = 0u64;
-    {
-        let table = inner.wal.series();
-        for s in &batch.samples {
-            if let Some(r) = resume.as_deref_mut() {
-                if !r.keep(batch.start, s.series) {
-                    continue;
-                }
-            }
-            let Some(labels) = table.get(&s.series) else {
-                missing += 1;
+    for (s, labels) in batch.samples.iter().zip(labels) {
+        if let Some(r) = resume.as_deref_mut() {
+            if !r.keep(batch.start, s.series) {
                 continue;
-            };
-            let sample = Sample {
-                labels: labels.clone(),
-                timestamp_ms: s.timestamp_ms,
-                value: s.value,
-            };
-            per_shard[shard_of(s.series, n)].push_back(Item {
-                sample,
-                record: batch.start,
-            });
+            }
         }
+        let Some(labels) = labels else {
+            missing += 1;
+            continue;
+        };
+        let sample = Sample {
+            labels: labels.clone(),
+            timestamp_ms: s.timestamp_ms,
+            value: s.value,
+        };
+        per_shard[shard_of(s.series, n)].push_back(Item {
+            sample,
+            record: batch.start,
+        });
     }
     let kept: u64 = per_shard.iter().map(|q| q.len() as u64).sum();
     m.samples_in_total.fetch_add(kept + missing, Relaxed);

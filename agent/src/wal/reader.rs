@@ -5,6 +5,7 @@
 //! truncation removed before it was read is jumped over and its samples are counted as
 //! skipped; a damaged record ends its segment (counted in the log's corruptions).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 use super::record::{self, Record, RefSample, KIND_SAMPLES};
 use super::segment::{segment_path, Next, Pos, SegmentReader};
 use super::Wal;
+use crate::scrape::Labels;
 
 /// One samples record: where it starts and ends in the log, and its samples.
 #[derive(Debug, Clone)]
@@ -30,6 +32,9 @@ pub struct WalReader {
     file: Option<SegmentReader>,
     /// Samples in segments removed before this reader got to them.
     skipped: u64,
+    /// Labels of the last record that began with the same reference (see [`WalReader::labels`]).
+    runs: HashMap<u64, (Vec<u64>, Vec<Option<Labels>>)>,
+    run_series: usize,
 }
 
 impl WalReader {
@@ -40,6 +45,8 @@ impl WalReader {
             pos: from,
             file: None,
             skipped: 0,
+            runs: HashMap::new(),
+            run_series: 0,
         };
         let head = r.wal.head();
         if r.pos > head {
@@ -56,6 +63,37 @@ impl WalReader {
     /// Samples this reader never saw because truncation removed them first.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// The labels of each sample of `batch`, in order (`None`: a series truncation removed).
+    /// A scrape's record repeats the previous one's references in the same order, so the
+    /// labels found for a record are kept by its first reference and reused when the next
+    /// record has the same references: one comparison of integers per sample instead of a
+    /// lookup in the shared table. References never change meaning, so a kept entry is never
+    /// wrong; the cache is dropped when it holds twice the log's live series.
+    pub fn labels(&mut self, batch: &ReadBatch, out: &mut Vec<Option<Labels>>) {
+        out.clear();
+        let Some(first) = batch.samples.first().map(|s| s.series) else { return };
+        if let Some((refs, labels)) = self.runs.get(&first) {
+            if refs.len() == batch.samples.len() && refs.iter().zip(&batch.samples).all(|(r, s)| *r == s.series) {
+                out.extend(labels.iter().cloned());
+                return;
+            }
+        }
+        {
+            let table = self.wal.series();
+            out.extend(batch.samples.iter().map(|s| table.get(&s.series).cloned()));
+        }
+        let live = self.wal.metrics.active_series.load(Relaxed).max(0) as usize;
+        if self.run_series > 2 * live + 1024 {
+            self.runs.clear();
+            self.run_series = 0;
+        }
+        let refs: Vec<u64> = batch.samples.iter().map(|s| s.series).collect();
+        self.run_series += refs.len();
+        if let Some((old, _)) = self.runs.insert(first, (refs, out.clone())) {
+            self.run_series -= old.len();
+        }
     }
 
     /// The next samples record, waiting for one to be written.

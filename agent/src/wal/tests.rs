@@ -281,3 +281,31 @@ fn a_scrape_loop_reusing_its_label_sets_keeps_its_references_through_truncation(
     wal.append(&at(200, &changed));
     assert_eq!(wal.metrics().series_created.load(Relaxed), 0, "references survived");
 }
+
+#[test]
+fn the_reader_gives_each_sample_its_labels_for_repeated_and_changed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let labels: Vec<Labels> = scrape(0, 5).into_iter().map(|s| s.labels).collect();
+    let at = |t: i64, ls: &[Labels]| -> Vec<Sample> {
+        ls.iter().map(|l| Sample { labels: l.clone(), timestamp_ms: t, value: 0.0 }).collect()
+    };
+    let mut shorter = labels.clone();
+    shorter.truncate(3);
+    let mut reordered = labels.clone();
+    reordered.swap(1, 2);
+    let appended = [at(0, &labels), at(1, &labels), at(2, &shorter), at(3, &reordered), at(4, &labels)];
+    for a in &appended {
+        wal.append(a);
+    }
+    let mut r = wal.reader(Pos::default());
+    let mut out = Vec::new();
+    for a in &appended {
+        let b = r.try_next().unwrap();
+        r.labels(&b, &mut out);
+        let got: Vec<Labels> = out.iter().map(|l| l.clone().unwrap()).collect();
+        let want: Vec<Labels> = a.iter().map(|s| s.labels.clone()).collect();
+        assert_eq!(got, want);
+    }
+    assert!(r.try_next().is_none());
+}
