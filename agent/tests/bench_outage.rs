@@ -48,13 +48,6 @@ fn env_or(name: &str, default: &str) -> u64 {
         .unwrap_or_else(|| default.parse().unwrap())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[derive(Debug)]
 struct Outcome {

@@ -135,6 +135,42 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// The receiver and the agent running, data arriving, then the receiver stopped.
+    fn agent_then_outage(&self) -> Agent {
+        let mut receiver = self.receiver();
+        let agent = self.agent("a");
+        wait_for("data in Prometheus", Duration::from_secs(30), || {
+            self.arrived().len() == TARGETS
+        });
+        stop(&mut receiver);
+        agent
+    }
+}
+
+/// What Prometheus holds against what the targets answered (the agent stopped): per target
+/// the scrape numbers rise from 0 (in order, nothing twice), every target's newest scrape
+/// arrived, and at most `may_miss` numbers are missing in all. Returns the scrapes
+/// answered, arrived and missing.
+fn check_arrivals(s: &Setup, may_miss: u64) -> (u64, u64, u64) {
+    let answered = s.fleet.scrapes.load(Ordering::Relaxed);
+    let arrived = s.arrived();
+    assert_eq!(arrived.len(), TARGETS, "every target has a series");
+    let mut missing = 0;
+    for numbers in &arrived {
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "in order, nothing twice: {numbers:?}"
+        );
+        assert_eq!(numbers[0], 0, "the first scrape arrived");
+        missing += numbers.last().unwrap() + 1 - numbers.len() as u64;
+    }
+    let numbered: u64 = arrived.iter().map(|n| n.last().unwrap() + 1).sum();
+    assert_eq!(numbered, answered, "the newest scrape of each target arrived");
+    assert!(missing <= may_miss, "{missing} scrapes missing, at most {may_miss} allowed");
+    (answered, numbered - missing, missing)
+}
+
 /// Graceful stop (SIGTERM), waiting for the exit.
 fn stop(p: &mut Process) {
     // SAFETY: kill(2) on our own child.
@@ -164,12 +200,7 @@ fn wait_caught_up(agent: &Agent, limit: Duration) {
 
 fn outage_test(outage: Duration) {
     let Some(s) = setup() else { return };
-    let mut receiver = s.receiver();
-    let mut agent = s.agent("a");
-    wait_for("data in Prometheus", Duration::from_secs(30), || {
-        s.arrived().len() == TARGETS
-    });
-    stop(&mut receiver);
+    let mut agent = s.agent_then_outage();
     let down = Instant::now();
     let mut last_report = Instant::now();
     while down.elapsed() < outage {
@@ -194,18 +225,7 @@ fn outage_test(outage: Duration) {
     let catch_up = back.elapsed();
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(20)).success());
-    let answered = s.fleet.scrapes.load(Ordering::Relaxed);
-    let arrived = s.arrived();
-    let total: u64 = arrived.iter().map(|n| n.len() as u64).sum();
-    for numbers in &arrived {
-        let last = *numbers.last().unwrap();
-        assert_eq!(
-            numbers.clone(),
-            (0..=last).collect::<Vec<_>>(),
-            "every scrape of the target, in order, once"
-        );
-    }
-    assert_eq!(total, answered, "every scrape answered arrived");
+    let (answered, _, _) = check_arrivals(&s, 0);
     println!(
         "outage {outage:?}: {answered} scrapes ({} samples) all arrived; caught up {catch_up:?} after the receiver came back",
         answered * (FILLER_SERIES as u64 + 6)
@@ -231,12 +251,7 @@ fn a_long_receiver_outage_loses_nothing() {
 #[test]
 fn kill_9_during_an_outage_and_a_restart_on_the_same_storage_lose_nothing_written() {
     let Some(s) = setup() else { return };
-    let mut receiver = s.receiver();
-    let mut agent = s.agent("a");
-    wait_for("data in Prometheus", Duration::from_secs(30), || {
-        s.arrived().len() == TARGETS
-    });
-    stop(&mut receiver);
+    let mut agent = s.agent_then_outage();
     std::thread::sleep(Duration::from_secs(15));
     let written_before = metric(&agent, "prometheus_remote_write_wal_samples_appended_total");
     agent.signal(libc::SIGKILL);
@@ -254,28 +269,8 @@ fn kill_9_during_an_outage_and_a_restart_on_the_same_storage_lose_nothing_writte
     let mut agent = agent;
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(20)).success());
-    let answered = s.fleet.scrapes.load(Ordering::Relaxed);
-    let arrived = s.arrived();
-    let mut missing = 0;
-    for numbers in &arrived {
-        assert!(
-            numbers.windows(2).all(|w| w[0] < w[1]),
-            "in order, nothing twice: {numbers:?}"
-        );
-        assert_eq!(numbers[0], 0);
-        let last = *numbers.last().unwrap();
-        missing += last + 1 - numbers.len() as u64;
-    }
-    let total: u64 = arrived.iter().map(|n| n.len() as u64).sum();
-    let numbered: u64 = arrived.iter().map(|n| n.last().unwrap() + 1).sum();
-    assert_eq!(
-        numbered, answered,
-        "the newest scrape of each target arrived"
-    );
-    assert!(
-        missing <= TARGETS as u64,
-        "only scrapes answered at the instant of the kill may be missing: {missing}"
-    );
+    // Only scrapes answered at the instant of the kill may be missing.
+    let (answered, total, missing) = check_arrivals(&s, TARGETS as u64);
     assert!(written_before > 0.0);
     println!(
         "kill -9 during outage: {answered} scrapes answered ({answered_before_kill} before the kill), {total} arrived, {missing} answered at the kill instant missing"

@@ -46,6 +46,19 @@ async fn receiver(statuses: Vec<u16>) -> (TestServer, Arc<Mutex<Seen>>) {
     (server, seen)
 }
 
+/// The receiver got `n` samples, no (series, timestamp) twice.
+fn assert_each_once(seen: &Seen, n: usize) {
+    let mut all: Vec<(&[(String, String)], i64)> = seen
+        .requests
+        .iter()
+        .flat_map(|(_, s)| s.iter().flat_map(|x| x.samples.iter().map(|(t, _)| (&x.labels[..], *t))))
+        .collect();
+    assert_eq!(all.len(), n, "each sample exactly once");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "nothing twice");
+}
+
 /// The series of a remote write request.
 async fn decoded(req: hyper::Request<hyper::body::Incoming>) -> Vec<DecodedSeries> {
     let body = req.into_body().collect().await.unwrap().to_bytes();
@@ -273,18 +286,7 @@ async fn a_restart_resends_nothing_that_was_accepted_and_everything_that_was_not
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "the 10 written meanwhile", || (metrics.snapshot().samples_sent_total == 10).then_some(())).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let all: Vec<(Vec<(String, String)>, i64)> = seen
-        .lock()
-        .unwrap()
-        .requests
-        .iter()
-        .flat_map(|(_, s)| s.iter().flat_map(|x| x.samples.iter().map(|(t, _)| (x.labels.clone(), *t))))
-        .collect();
-    assert_eq!(all.len(), 110, "each sample exactly once");
-    let mut unique = all.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), 110);
+    assert_each_once(&seen.lock().unwrap(), 110);
 }
 
 #[tokio::test]
@@ -460,15 +462,5 @@ async fn a_component_replaced_by_a_reload_hands_its_wal_over_without_loss_or_dup
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut all: Vec<(Vec<(String, String)>, i64)> = seen
-        .lock()
-        .unwrap()
-        .requests
-        .iter()
-        .flat_map(|(_, s)| s.iter().flat_map(|x| x.samples.iter().map(|(t, _)| (x.labels.clone(), *t))))
-        .collect();
-    assert_eq!(all.len(), 150, "each sample exactly once");
-    all.sort();
-    all.dedup();
-    assert_eq!(all.len(), 150);
+    assert_each_once(&seen.lock().unwrap(), 150);
 }

@@ -26,7 +26,7 @@ use super::metrics::EndpointMetrics;
 use super::positions::{self, PositionFile, Saved, Slot};
 use super::reshard::{desired_shards, Ewma, Measured, RESHARD_INTERVAL};
 use super::send::Sender;
-use super::shards::{self, Item, Shard};
+use super::shards::{self, Shard};
 use crate::config::EndpointConfig;
 use crate::http_client::{HttpClient, USER_AGENT};
 use crate::scrape::{Labels, Sample};
@@ -337,7 +337,7 @@ async fn dispatch(
         )
     };
     let n = shards.len();
-    let mut per_shard: Vec<VecDeque<Item>> = (0..n).map(|_| VecDeque::new()).collect();
+    let mut per_shard: Vec<VecDeque<Sample>> = (0..n).map(|_| VecDeque::new()).collect();
     let mut missing = 0u64;
     for (s, labels) in batch.samples.iter().zip(labels) {
         if let Some(r) = resume.as_deref_mut() {
@@ -354,10 +354,7 @@ async fn dispatch(
             timestamp_ms: s.timestamp_ms,
             value: s.value,
         };
-        per_shard[shard_of(s.series, n)].push_back(Item {
-            sample,
-            record: batch.start,
-        });
+        per_shard[shard_of(s.series, n)].push_back(sample);
     }
     let kept: u64 = per_shard.iter().map(|q| q.len() as u64).sum();
     m.samples_in_total.fetch_add(kept + missing, Relaxed);
@@ -367,7 +364,7 @@ async fn dispatch(
     for (shard, mut queue) in shards.iter().zip(per_shard) {
         while !queue.is_empty() {
             let space = inner.space.notified();
-            let pushed = shard.push(&mut queue, per_send);
+            let pushed = shard.push(batch.start, &mut queue, per_send);
             if pushed > 0 {
                 m.samples_pending.fetch_add(pushed as i64, Relaxed);
                 continue;

@@ -19,14 +19,10 @@ use super::send::{Delivery, Sender};
 use crate::scrape::Sample;
 use crate::wal::Pos;
 
-/// A sample and the WAL record it came from.
-pub struct Item {
-    pub sample: Sample,
-    pub record: Pos,
-}
-
 struct State {
-    queue: VecDeque<Item>,
+    queue: VecDeque<Sample>,
+    /// The WAL records of the queued samples, in order: (record, how many of its samples).
+    records: VecDeque<(Pos, usize)>,
     /// When the oldest queued sample arrived (for `batch_send_deadline`).
     oldest: Option<Instant>,
     /// Record of the first sample of the request in flight.
@@ -55,6 +51,7 @@ impl Shard {
             capacity: capacity.max(1),
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                records: VecDeque::new(),
                 oldest: None,
                 in_flight: None,
                 sent,
@@ -66,20 +63,28 @@ impl Shard {
         })
     }
 
-    /// Queues from the front of `items` what fits; returns how many.
-    pub fn push(&self, items: &mut VecDeque<Item>, max_samples_per_send: usize) -> usize {
+    /// Queues from the front of `samples` (all from the WAL record at `record`) what fits;
+    /// returns how many.
+    pub fn push(&self, record: Pos, samples: &mut VecDeque<Sample>, max_samples_per_send: usize) -> usize {
         let (n, wake) = {
             let mut st = self.state.lock().unwrap();
             let room = self.capacity.saturating_sub(st.queue.len());
-            let n = room.min(items.len());
+            let n = room.min(samples.len());
+            if n == 0 {
+                return 0;
+            }
             let before = st.queue.len();
-            st.queue.extend(items.drain(..n));
-            if before == 0 && n > 0 {
+            st.queue.extend(samples.drain(..n));
+            match st.records.back_mut() {
+                Some((r, count)) if *r == record => *count += n,
+                _ => st.records.push_back((record, n)),
+            }
+            if before == 0 {
                 st.oldest = Some(Instant::now());
             }
             (n, before == 0 || st.queue.len() >= max_samples_per_send)
         };
-        if n > 0 && wake {
+        if wake {
             self.wake.notify_one();
         }
         n
@@ -88,7 +93,7 @@ impl Shard {
     /// The oldest record this shard still has to send, if any.
     pub fn oldest_unsent(&self) -> Option<Pos> {
         let st = self.state.lock().unwrap();
-        st.in_flight.or_else(|| st.queue.front().map(|i| i.record))
+        st.in_flight.or_else(|| st.records.front().map(|(r, _)| *r))
     }
 
     /// If the shard has nothing queued or in flight, moves its saved position up to `floor`
@@ -126,8 +131,8 @@ impl Shard {
 /// the shutdown deadline.
 pub async fn run(shard: Arc<Shard>, sender: Arc<Sender>, positions: Arc<PositionFile>) {
     let q = &sender.config.queue;
-    let mut batch: Vec<Item> = Vec::new();
-    let mut samples: Vec<Sample> = Vec::new();
+    let mut batch: Vec<Sample> = Vec::new();
+    let mut records: Vec<(Pos, usize)> = Vec::new();
     loop {
         let wait = {
             let mut st = shard.state.lock().unwrap();
@@ -138,7 +143,8 @@ pub async fn run(shard: Arc<Shard>, sender: Arc<Sender>, positions: Arc<Position
             if len >= q.max_samples_per_send || (len > 0 && (due || st.draining)) {
                 let n = len.min(q.max_samples_per_send);
                 batch.extend(st.queue.drain(..n));
-                st.in_flight = batch.first().map(|i| i.record);
+                take_records(&mut st.records, n, &mut records);
+                st.in_flight = records.first().map(|(r, _)| *r);
                 st.oldest = if st.queue.is_empty() {
                     None
                 } else {
@@ -162,28 +168,61 @@ pub async fn run(shard: Arc<Shard>, sender: Arc<Sender>, positions: Arc<Position
             continue;
         }
         shard.space.notify_one();
-        samples.clear();
-        samples.extend(batch.iter().map(|i| i.sample.clone()));
         let n = batch.len() as i64;
         let outcome = sender
-            .deliver(&samples, || shard.state.lock().unwrap().deadline)
+            .deliver(&batch, || shard.state.lock().unwrap().deadline)
             .await;
+        batch.clear();
         sender.metrics.samples_pending.fetch_sub(n, Relaxed);
         let mut st = shard.state.lock().unwrap();
         st.in_flight = None;
         if outcome == Delivery::Interrupted {
             return;
         }
-        for item in batch.drain(..) {
-            if item.record == st.sent.record {
-                st.sent.count += 1;
+        for (record, count) in records.drain(..) {
+            if record == st.sent.record {
+                st.sent.count += count as u32;
             } else {
-                st.sent = Slot {
-                    record: item.record,
-                    count: 1,
-                };
+                st.sent = Slot { record, count: count as u32 };
             }
         }
         positions.write(shard.index, st.sent);
+    }
+}
+
+/// Moves the record runs of the first `n` queued samples from `queue` to `out`, splitting the
+/// last run if the batch ends inside it.
+fn take_records(queue: &mut VecDeque<(Pos, usize)>, mut n: usize, out: &mut Vec<(Pos, usize)>) {
+    out.clear();
+    while n > 0 {
+        let Some(front) = queue.front_mut() else { return };
+        let take = front.1.min(n);
+        out.push((front.0, take));
+        front.1 -= take;
+        n -= take;
+        if front.1 == 0 {
+            queue.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(offset: u64) -> Pos {
+        Pos { segment: 0, offset }
+    }
+
+    #[test]
+    fn a_batch_takes_whole_and_split_record_runs_in_order() {
+        let mut q: VecDeque<(Pos, usize)> = [(pos(0), 3), (pos(10), 4), (pos(20), 2)].into();
+        let mut out = Vec::new();
+        take_records(&mut q, 5, &mut out);
+        assert_eq!(out, vec![(pos(0), 3), (pos(10), 2)]);
+        assert_eq!(q, VecDeque::from([(pos(10), 2), (pos(20), 2)]));
+        take_records(&mut q, 4, &mut out);
+        assert_eq!(out, vec![(pos(10), 2), (pos(20), 2)]);
+        assert!(q.is_empty());
     }
 }
