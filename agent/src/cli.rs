@@ -60,7 +60,11 @@ pub struct RunArgs {
 
     /// Directory for the agent's data: each prometheus.remote_write component keeps its
     /// write-ahead log under it (prometheus.remote_write.NAME/wal). One agent per directory.
-    #[arg(long = "storage.path", value_name = "DIR", default_value = "data-agent/")]
+    #[arg(
+        long = "storage.path",
+        value_name = "DIR",
+        default_value = "data-agent/"
+    )]
     pub storage_path: PathBuf,
 
     /// Enable clustering. Without it the agent is a cluster of one node.

@@ -477,42 +477,126 @@ impl Collector for PipelineCollector {
                 .collect::<Vec<_>>(),
         )?;
         let shard_gauges: [GaugeOf<MetricsSnapshot>; 4] = [
-            ("prometheus_remote_storage_shards", "Shards sending in parallel.", |m| m.shards),
-            ("prometheus_remote_storage_shards_desired", "Shards the resharding rule asks for.", |m| m.shards_desired),
-            ("prometheus_remote_storage_shards_min", "queue_config min_shards.", |m| m.shards_min),
-            ("prometheus_remote_storage_shards_max", "queue_config max_shards.", |m| m.shards_max),
+            (
+                "prometheus_remote_storage_shards",
+                "Shards sending in parallel.",
+                |m| m.shards,
+            ),
+            (
+                "prometheus_remote_storage_shards_desired",
+                "Shards the resharding rule asks for.",
+                |m| m.shards_desired,
+            ),
+            (
+                "prometheus_remote_storage_shards_min",
+                "queue_config min_shards.",
+                |m| m.shards_min,
+            ),
+            (
+                "prometheus_remote_storage_shards_max",
+                "queue_config max_shards.",
+                |m| m.shards_max,
+            ),
         ];
         for (name, help, value) in shard_gauges {
-            gauge_family(&mut e, name, help, &rws.iter().map(|r| (labels(r), value(&r.metrics))).collect::<Vec<_>>())?;
+            gauge_family(
+                &mut e,
+                name,
+                help,
+                &rws.iter()
+                    .map(|r| (labels(r), value(&r.metrics)))
+                    .collect::<Vec<_>>(),
+            )?;
         }
         wal_metrics(&mut e, &stats.wals)
     }
 }
 
 /// The WAL of each remote_write component (Alloy's and Prometheus' TSDB names).
-fn wal_metrics(e: &mut DescriptorEncoder, wals: &[(String, Arc<crate::wal::WalMetrics>)]) -> std::fmt::Result {
+fn wal_metrics(
+    e: &mut DescriptorEncoder,
+    wals: &[(String, Arc<crate::wal::WalMetrics>)],
+) -> std::fmt::Result {
     use std::sync::atomic::Ordering::Relaxed;
     let id = |c: &str| vec![("component_id", c.to_string())];
     let counters: [CounterOf<crate::wal::WalMetrics>; 7] = [
-        ("prometheus_remote_write_wal_samples_appended", "Samples written to the WAL.", |m| m.samples_appended.load(Relaxed)),
-        ("prometheus_remote_write_wal_storage_created_series", "Series created in the WAL.", |m| m.series_created.load(Relaxed)),
-        ("prometheus_remote_write_wal_replayed_records", "Records read back from the WAL at start.", |m| m.replayed_records.load(Relaxed)),
-        ("prometheus_tsdb_wal_corruptions", "Damaged or torn WAL records found (replay stops at them in their segment).", |m| m.corruptions.load(Relaxed)),
-        ("prometheus_tsdb_wal_writes_failed", "WAL writes that failed; their samples are lost.", |m| m.writes_failed.load(Relaxed)),
-        ("prometheus_tsdb_wal_truncations", "WAL truncations.", |m| m.truncations.load(Relaxed)),
-        ("prometheus_tsdb_checkpoint_creations", "WAL checkpoints written.", |m| m.checkpoints.load(Relaxed)),
+        (
+            "prometheus_remote_write_wal_samples_appended",
+            "Samples written to the WAL.",
+            |m| m.samples_appended.load(Relaxed),
+        ),
+        (
+            "prometheus_remote_write_wal_storage_created_series",
+            "Series created in the WAL.",
+            |m| m.series_created.load(Relaxed),
+        ),
+        (
+            "prometheus_remote_write_wal_replayed_records",
+            "Records read back from the WAL at start.",
+            |m| m.replayed_records.load(Relaxed),
+        ),
+        (
+            "prometheus_tsdb_wal_corruptions",
+            "Damaged or torn WAL records found (replay stops at them in their segment).",
+            |m| m.corruptions.load(Relaxed),
+        ),
+        (
+            "prometheus_tsdb_wal_writes_failed",
+            "WAL writes that failed; their samples are lost.",
+            |m| m.writes_failed.load(Relaxed),
+        ),
+        ("prometheus_tsdb_wal_truncations", "WAL truncations.", |m| {
+            m.truncations.load(Relaxed)
+        }),
+        (
+            "prometheus_tsdb_checkpoint_creations",
+            "WAL checkpoints written.",
+            |m| m.checkpoints.load(Relaxed),
+        ),
     ];
     for (name, help, value) in counters {
-        counter_family(e, name, help, &wals.iter().map(|(c, m)| (id(c), value(m))).collect::<Vec<_>>())?;
+        counter_family(
+            e,
+            name,
+            help,
+            &wals
+                .iter()
+                .map(|(c, m)| (id(c), value(m)))
+                .collect::<Vec<_>>(),
+        )?;
     }
     let gauges: [GaugeOf<crate::wal::WalMetrics>; 4] = [
-        ("prometheus_remote_write_wal_storage_active_series", "Series the WAL keeps.", |m| m.active_series.load(Relaxed)),
-        ("prometheus_tsdb_wal_storage_size_bytes", "Bytes of WAL segments on disk.", |m| m.size_bytes.load(Relaxed)),
-        ("prometheus_tsdb_wal_segment_current", "The WAL segment being written.", |m| m.segment_current.load(Relaxed)),
-        ("prometheus_remote_storage_highest_timestamp_in_seconds", "Newest sample timestamp written to the WAL, in seconds since the epoch.", |m| m.highest_timestamp_ms.load(Relaxed) / 1000),
+        (
+            "prometheus_remote_write_wal_storage_active_series",
+            "Series the WAL keeps.",
+            |m| m.active_series.load(Relaxed),
+        ),
+        (
+            "prometheus_tsdb_wal_storage_size_bytes",
+            "Bytes of WAL segments on disk.",
+            |m| m.size_bytes.load(Relaxed),
+        ),
+        (
+            "prometheus_tsdb_wal_segment_current",
+            "The WAL segment being written.",
+            |m| m.segment_current.load(Relaxed),
+        ),
+        (
+            "prometheus_remote_storage_highest_timestamp_in_seconds",
+            "Newest sample timestamp written to the WAL, in seconds since the epoch.",
+            |m| m.highest_timestamp_ms.load(Relaxed) / 1000,
+        ),
     ];
     for (name, help, value) in gauges {
-        gauge_family(e, name, help, &wals.iter().map(|(c, m)| (id(c), value(m))).collect::<Vec<_>>())?;
+        gauge_family(
+            e,
+            name,
+            help,
+            &wals
+                .iter()
+                .map(|(c, m)| (id(c), value(m)))
+                .collect::<Vec<_>>(),
+        )?;
     }
     Ok(())
 }

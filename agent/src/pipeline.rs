@@ -28,6 +28,7 @@ use cluster::NodeState;
 use runtime::ClusterView;
 use tokio::sync::{watch, Notify};
 
+use crate::config::RemoteWriteConfig;
 use crate::config::{
     Config, DiscoveryRelabelConfig, FileDiscoveryConfig, MetricRelabelConfig, Receiver,
     ScrapeConfig, TargetsSource,
@@ -37,7 +38,6 @@ use crate::http_client::HttpClient;
 use crate::relabel::{relabel_targets, MetricRelabel, MetricRelabelMetrics};
 use crate::remote_write::{MetricsSnapshot, RemoteWrite};
 use crate::scrape::{Appender, ManagerOptions, ScrapeManager, StopMode};
-use crate::config::RemoteWriteConfig;
 use crate::wal::Wal;
 
 /// How long a graceful shutdown lets remote_write shards send what they hold; the rest stays
@@ -164,7 +164,9 @@ pub fn check_clients(config: &Config) -> Result<(), String> {
 /// The WAL directory of a remote_write component: Alloy's layout,
 /// `STORAGE/prometheus.remote_write.NAME/wal`.
 pub fn wal_dir(storage: &Path, component: &str) -> PathBuf {
-    storage.join(format!("prometheus.remote_write.{component}")).join("wal")
+    storage
+        .join(format!("prometheus.remote_write.{component}"))
+        .join("wal")
 }
 
 fn open_wal(storage: &Path, cfg: &RemoteWriteConfig) -> Result<Arc<Wal>, String> {
@@ -678,10 +680,7 @@ mod tests {
     async fn three_participants_split_the_targets_without_overlap() {
         let names = ["a", "b", "c"];
         let live = members(&names.map(|n| (n, NodeState::Participant)));
-        let nodes: Vec<Arc<Pipeline>> = names
-            .iter()
-            .map(|n| start(config(60, true), n))
-            .collect();
+        let nodes: Vec<Arc<Pipeline>> = names.iter().map(|n| start(config(60, true), n)).collect();
         let mut seen: Vec<Target> = Vec::new();
         for p in &nodes {
             p.set_members(&live);

@@ -250,8 +250,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     // The components. Clustered scrape components take work once this node is a
     // participant (the pipeline follows the cluster view).
-    let pipeline = Pipeline::start(first_config, &node_name, &args.storage_path)
-        .map_err(|e| err(format!("{e} (--storage.path {})", args.storage_path.display())))?;
+    let pipeline = Pipeline::start(first_config, &node_name, &args.storage_path).map_err(|e| {
+        err(format!(
+            "{e} (--storage.path {})",
+            args.storage_path.display()
+        ))
+    })?;
     tokio::spawn(pipeline.clone().run(handle.watch()));
     let mut registry = crate::metrics::registry(status.clone());
     crate::metrics::register_pipeline(&mut registry, pipeline.clone());

@@ -48,7 +48,6 @@ fn env_or(name: &str, default: &str) -> u64 {
         .unwrap_or_else(|| default.parse().unwrap())
 }
 
-
 #[derive(Debug)]
 struct Outcome {
     scraper: &'static str,

@@ -148,7 +148,6 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-
 /// What one scraper did in the window.
 #[derive(Debug)]
 struct Measured {
@@ -218,7 +217,9 @@ fn measure(
 
 /// Bytes of the files under `dir` (recursively).
 fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.metadata() {

@@ -166,8 +166,14 @@ fn check_arrivals(s: &Setup, may_miss: u64) -> (u64, u64, u64) {
         missing += numbers.last().unwrap() + 1 - numbers.len() as u64;
     }
     let numbered: u64 = arrived.iter().map(|n| n.last().unwrap() + 1).sum();
-    assert_eq!(numbered, answered, "the newest scrape of each target arrived");
-    assert!(missing <= may_miss, "{missing} scrapes missing, at most {may_miss} allowed");
+    assert_eq!(
+        numbered, answered,
+        "the newest scrape of each target arrived"
+    );
+    assert!(
+        missing <= may_miss,
+        "{missing} scrapes missing, at most {may_miss} allowed"
+    );
     (answered, numbered - missing, missing)
 }
 

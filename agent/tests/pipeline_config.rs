@@ -107,7 +107,13 @@ fn a_full_config_parses_with_references_in_any_order() {
         Duration::from_secs(1)
     );
     assert_eq!(rw.external_labels.get("cluster").unwrap(), "eu1");
-    assert_eq!((rw.endpoints[0].queue.min_shards, rw.endpoints[0].queue.max_shards), (2, 10));
+    assert_eq!(
+        (
+            rw.endpoints[0].queue.min_shards,
+            rw.endpoints[0].queue.max_shards
+        ),
+        (2, 10)
+    );
     assert_eq!(rw.wal.truncate_frequency, Duration::from_secs(3600));
     assert_eq!(rw.wal.min_keepalive_time, Duration::from_secs(60));
     assert_eq!(rw.wal.max_keepalive_time, Duration::from_secs(4 * 3600));
@@ -116,14 +122,24 @@ fn a_full_config_parses_with_references_in_any_order() {
 
 #[test]
 fn wal_and_shard_bounds_are_checked() {
-    let rw = |inner: &str| format!("prometheus.remote_write \"w\" {{\n  endpoint {{ url = \"http://h:9090/api/v1/write\" }}\n  {inner}\n}}");
-    let e = err(&rw(r#"wal { min_keepalive_time = "2h" max_keepalive_time = "1h" }"#));
-    assert!(e.contains("min_keepalive_time is greater than max_keepalive_time"), "{e}");
+    let rw = |inner: &str| {
+        format!("prometheus.remote_write \"w\" {{\n  endpoint {{ url = \"http://h:9090/api/v1/write\" }}\n  {inner}\n}}")
+    };
+    let e = err(&rw(
+        r#"wal { min_keepalive_time = "2h" max_keepalive_time = "1h" }"#,
+    ));
+    assert!(
+        e.contains("min_keepalive_time is greater than max_keepalive_time"),
+        "{e}"
+    );
     let e = err(&rw(r#"wal { max_size = "lots" }"#));
     assert!(e.contains("invalid size \"lots\""), "{e}");
     let e = err(&rw(r#"wal { truncate_frequncy = "1h" }"#));
     assert!(e.contains("truncate_frequncy"), "{e}");
-    let e = err(&rw("").replace("write\" }", "write\"\n queue_config { min_shards = 5\n max_shards = 2 } }"));
+    let e = err(&rw("").replace(
+        "write\" }",
+        "write\"\n queue_config { min_shards = 5\n max_shards = 2 } }",
+    ));
     assert!(e.contains("min_shards is greater than max_shards"), "{e}");
 }
 

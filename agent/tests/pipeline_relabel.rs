@@ -117,7 +117,12 @@ prometheus.remote_write "w" {{
 #[tokio::test]
 async fn a_reload_keeps_unchanged_relabel_components_and_rebuilds_what_changed() {
     let storage = tempfile::tempdir().unwrap();
-    let p = Pipeline::start(chain("up", "http://127.0.0.1:1/w", "10s"), "a", storage.path()).unwrap();
+    let p = Pipeline::start(
+        chain("up", "http://127.0.0.1:1/w", "10s"),
+        "a",
+        storage.path(),
+    )
+    .unwrap();
     let running = |name: &str| {
         p.stats()
             .metric_relabels

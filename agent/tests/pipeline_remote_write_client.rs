@@ -51,7 +51,10 @@ fn assert_each_once(seen: &Seen, n: usize) {
     let mut all: Vec<(&[(String, String)], i64)> = seen
         .requests
         .iter()
-        .flat_map(|(_, s)| s.iter().flat_map(|x| x.samples.iter().map(|(t, _)| (&x.labels[..], *t))))
+        .flat_map(|(_, s)| {
+            s.iter()
+                .flat_map(|x| x.samples.iter().map(|(t, _)| (&x.labels[..], *t)))
+        })
         .collect();
     assert_eq!(all.len(), n, "each sample exactly once");
     all.sort();
@@ -214,12 +217,15 @@ async fn network_errors_are_retried_and_what_is_unsent_at_shutdown_goes_after_th
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let named = |addr: &str| {
-        config(addr, |e| e.name = "primary".into())
-    };
+    let named = |addr: &str| config(addr, |e| e.name = "primary".into());
     let dir = tempfile::tempdir().unwrap();
     let cfg = named(&addr.to_string());
-    let rw = RemoteWrite::start(cfg.clone(), Wal::open(dir.path(), (&cfg.wal).into()).unwrap(), None).unwrap();
+    let rw = RemoteWrite::start(
+        cfg.clone(),
+        Wal::open(dir.path(), (&cfg.wal).into()).unwrap(),
+        None,
+    )
+    .unwrap();
     rw.receiver().append(&samples(3));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "several attempts", || {
@@ -231,14 +237,22 @@ async fn network_errors_are_retried_and_what_is_unsent_at_shutdown_goes_after_th
         .await
         .expect("shutdown is bounded");
     let snap = metrics.snapshot();
-    assert_eq!(snap.samples_failed_total, 0, "nothing is given up: it stays in the WAL");
+    assert_eq!(
+        snap.samples_failed_total, 0,
+        "nothing is given up: it stays in the WAL"
+    );
     assert_eq!(snap.samples_pending, 0);
     drop(rw);
 
     // The same endpoint (by name) now reaches a receiver: the 3 samples arrive, once.
     let (server, seen) = receiver(vec![]).await;
     let cfg = named(&server.address());
-    let rw = RemoteWrite::start(cfg.clone(), Wal::open(dir.path(), (&cfg.wal).into()).unwrap(), None).unwrap();
+    let rw = RemoteWrite::start(
+        cfg.clone(),
+        Wal::open(dir.path(), (&cfg.wal).into()).unwrap(),
+        None,
+    )
+    .unwrap();
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "the 3 samples after the restart", || {
         (metrics.snapshot().samples_sent_total == 3).then_some(())
@@ -249,7 +263,13 @@ async fn network_errors_are_retried_and_what_is_unsent_at_shutdown_goes_after_th
         (metrics.snapshot().samples_sent_total == 5).then_some(())
     })
     .await;
-    let got: usize = seen.lock().unwrap().requests.iter().map(|(_, s)| s.len()).sum();
+    let got: usize = seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .map(|(_, s)| s.len())
+        .sum();
     assert_eq!(got, 5, "nothing twice");
 }
 
@@ -275,7 +295,10 @@ async fn a_restart_resends_nothing_that_was_accepted_and_everything_that_was_not
         rw.receiver().append(&later(k));
     }
     let metrics = rw.metrics()[0].1.clone();
-    eventually(WAIT, "100 sent", || (metrics.snapshot().samples_sent_total == 100).then_some(())).await;
+    eventually(WAIT, "100 sent", || {
+        (metrics.snapshot().samples_sent_total == 100).then_some(())
+    })
+    .await;
     rw.shutdown(Duration::from_secs(1)).await;
     drop(rw);
     // Written while no endpoint runs (a scrape racing the restart).
@@ -284,7 +307,10 @@ async fn a_restart_resends_nothing_that_was_accepted_and_everything_that_was_not
     let wal = Wal::open(dir.path(), (&cfg.wal).into()).unwrap();
     let rw = RemoteWrite::start(cfg, wal, None).unwrap();
     let metrics = rw.metrics()[0].1.clone();
-    eventually(WAIT, "the 10 written meanwhile", || (metrics.snapshot().samples_sent_total == 10).then_some(())).await;
+    eventually(WAIT, "the 10 written meanwhile", || {
+        (metrics.snapshot().samples_sent_total == 10).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_each_once(&seen.lock().unwrap(), 110);
 }
@@ -307,7 +333,10 @@ async fn a_full_shard_queue_makes_the_reader_wait_and_nothing_is_dropped() {
     .await;
     let snap = metrics.snapshot();
     // The queue's capacity, plus the request in flight.
-    assert!(most_pending <= 10, "memory bounded by the shard capacity: {most_pending}");
+    assert!(
+        most_pending <= 10,
+        "memory bounded by the shard capacity: {most_pending}"
+    );
     assert_eq!(snap.samples_dropped_total, 0);
     assert_eq!(snap.samples_failed_total, 0);
     assert!(snap.samples_retried_total >= 20 * 5, "{snap:?}");
@@ -318,23 +347,35 @@ async fn one_rejected_sample_costs_only_itself() {
     // Like Prometheus with an out-of-order sample: the whole request is refused with 400.
     let seen = Arc::new(Mutex::new(Vec::<usize>::new()));
     let s = seen.clone();
-    let server = TestServer::start(Arc::new(move |req: hyper::Request<hyper::body::Incoming>| {
-        let seen = s.clone();
-        Box::pin(async move {
-            let decoded = decoded(req).await;
-            let ids: Vec<usize> = decoded
-                .iter()
-                .map(|x| x.labels.iter().find(|(k, _)| k == "i").unwrap().1.parse().unwrap())
-                .collect();
-            if ids.contains(&7) {
-                return reply(400, "out of order sample");
-            }
-            seen.lock().unwrap().extend(ids);
-            reply(204, "")
-        })
-    }))
+    let server = TestServer::start(Arc::new(
+        move |req: hyper::Request<hyper::body::Incoming>| {
+            let seen = s.clone();
+            Box::pin(async move {
+                let decoded = decoded(req).await;
+                let ids: Vec<usize> = decoded
+                    .iter()
+                    .map(|x| {
+                        x.labels
+                            .iter()
+                            .find(|(k, _)| k == "i")
+                            .unwrap()
+                            .1
+                            .parse()
+                            .unwrap()
+                    })
+                    .collect();
+                if ids.contains(&7) {
+                    return reply(400, "out of order sample");
+                }
+                seen.lock().unwrap().extend(ids);
+                reply(204, "")
+            })
+        },
+    ))
     .await;
-    let (rw, _dir) = start(config(&server.address(), |e| e.queue.max_samples_per_send = 100));
+    let (rw, _dir) = start(config(&server.address(), |e| {
+        e.queue.max_samples_per_send = 100
+    }));
     rw.receiver().append(&samples(20));
     let metrics = rw.metrics()[0].1.clone();
     eventually(WAIT, "19 accepted, 1 refused", || {
@@ -345,7 +386,10 @@ async fn one_rejected_sample_costs_only_itself() {
     let mut got = seen.lock().unwrap().clone();
     got.sort();
     assert_eq!(got, (0..20).filter(|i| *i != 7).collect::<Vec<_>>());
-    assert!(metrics.snapshot().requests_total <= 2 * 5 + 1, "bisection, not one request per sample");
+    assert!(
+        metrics.snapshot().requests_total <= 2 * 5 + 1,
+        "bisection, not one request per sample"
+    );
 }
 
 #[tokio::test]
@@ -376,19 +420,21 @@ async fn a_slow_receiver_gets_more_shards_and_every_series_stays_in_order() {
     // input is ~10000/s.
     let seen = Arc::new(Mutex::new(Vec::<(String, i64)>::new()));
     let s = seen.clone();
-    let server = TestServer::start(Arc::new(move |req: hyper::Request<hyper::body::Incoming>| {
-        let seen = s.clone();
-        Box::pin(async move {
-            let decoded = decoded(req).await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let mut seen = seen.lock().unwrap();
-            for x in decoded {
-                let id = x.labels.iter().find(|(k, _)| k == "i").unwrap().1.clone();
-                seen.extend(x.samples.iter().map(|(t, _)| (id.clone(), *t)));
-            }
-            reply(204, "")
-        })
-    }))
+    let server = TestServer::start(Arc::new(
+        move |req: hyper::Request<hyper::body::Incoming>| {
+            let seen = s.clone();
+            Box::pin(async move {
+                let decoded = decoded(req).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let mut seen = seen.lock().unwrap();
+                for x in decoded {
+                    let id = x.labels.iter().find(|(k, _)| k == "i").unwrap().1.clone();
+                    seen.extend(x.samples.iter().map(|(t, _)| (id.clone(), *t)));
+                }
+                reply(204, "")
+            })
+        },
+    ))
     .await;
     let (rw, _dir) = start(config(&server.address(), |e| {
         e.queue.max_samples_per_send = 100;
@@ -398,7 +444,11 @@ async fn a_slow_receiver_gets_more_shards_and_every_series_stays_in_order() {
     let mut scrapes = 0i64;
     let started = std::time::Instant::now();
     while metrics.snapshot().shards < 2 {
-        assert!(started.elapsed() < Duration::from_secs(40), "no reshard: {:?}", metrics.snapshot());
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no reshard: {:?}",
+            metrics.snapshot()
+        );
         rw.receiver().append(&later(scrapes));
         for k in 0..10 {
             rw.receiver().append(&batch_of(100, scrapes * 10 + k));
@@ -410,7 +460,10 @@ async fn a_slow_receiver_gets_more_shards_and_every_series_stays_in_order() {
     assert!((2..=8).contains(&shards), "{:?}", metrics.snapshot());
     // Everything written arrives, and per series in timestamp order across the reshard.
     let written = scrapes as u64 * (10 + 10 * 100);
-    eventually(Duration::from_secs(60), "all sent", || (metrics.snapshot().samples_sent_total == written).then_some(())).await;
+    eventually(Duration::from_secs(60), "all sent", || {
+        (metrics.snapshot().samples_sent_total == written).then_some(())
+    })
+    .await;
     let seen = seen.lock().unwrap();
     let mut last: std::collections::BTreeMap<&str, i64> = Default::default();
     for (id, t) in seen.iter() {
@@ -425,7 +478,11 @@ async fn a_slow_receiver_gets_more_shards_and_every_series_stays_in_order() {
 fn batch_of(n: usize, t: i64) -> Vec<Sample> {
     (0..n)
         .map(|i| Sample {
-            labels: Labels::from_pairs([("__name__", "load"), ("i", format!("s{i}").as_str()), ("job", "j")]),
+            labels: Labels::from_pairs([
+                ("__name__", "load"),
+                ("i", format!("s{i}").as_str()),
+                ("job", "j"),
+            ]),
             timestamp_ms: 1_700_000_000_000 + t,
             value: t as f64,
         })
@@ -457,7 +514,13 @@ async fn a_component_replaced_by_a_reload_hands_its_wal_over_without_loss_or_dup
     }
     let metrics = new.metrics()[0].1.clone();
     eventually(WAIT, "everything after the hand-over", || {
-        let got: usize = seen.lock().unwrap().requests.iter().flat_map(|(_, s)| s.iter().map(|x| x.samples.len())).sum();
+        let got: usize = seen
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .flat_map(|(_, s)| s.iter().map(|x| x.samples.len()))
+            .sum();
         (got >= 150 && metrics.snapshot().samples_pending == 0).then_some(())
     })
     .await;

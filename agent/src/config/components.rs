@@ -146,7 +146,13 @@ impl RefCx<'_> {
     ) -> Result<RemoteWriteConfig, ConfigError> {
         let cx = &self.cx;
         let what = format!("{KIND_REMOTE_WRITE} \"{name}\"");
-        let f = Fields::new(cx, &block.body, &what, &["external_labels"], &["endpoint", "wal"])?;
+        let f = Fields::new(
+            cx,
+            &block.body,
+            &what,
+            &["external_labels"],
+            &["endpoint", "wal"],
+        )?;
         let external_labels = match f.get("external_labels") {
             Some(e) => cx.labels(e)?,
             None => BTreeMap::new(),
@@ -164,7 +170,12 @@ impl RefCx<'_> {
         let mut wal = WalConfig::default();
         if let Some(b) = f.single_block(cx, "wal", &what)? {
             let wwhat = format!("wal block of {what}");
-            let names = ["truncate_frequency", "min_keepalive_time", "max_keepalive_time", "max_size"];
+            let names = [
+                "truncate_frequency",
+                "min_keepalive_time",
+                "max_keepalive_time",
+                "max_size",
+            ];
             let wf = Fields::new(cx, &b.body, &wwhat, &names, &[])?;
             if let Some(x) = wf.get("truncate_frequency") {
                 wal.truncate_frequency = cx.positive_duration(x)?;
@@ -178,7 +189,10 @@ impl RefCx<'_> {
             if let Some(x) = wf.get("max_size") {
                 let s = cx.string(x)?;
                 wal.max_size_bytes = parse_bytes(&s).filter(|b| *b > 0).ok_or_else(|| {
-                    cx.err(x.pos, format!("invalid size {s:?}; expected a size like \"4GiB\""))
+                    cx.err(
+                        x.pos,
+                        format!("invalid size {s:?}; expected a size like \"4GiB\""),
+                    )
                 })?;
             }
             if wal.min_keepalive_time > wal.max_keepalive_time {

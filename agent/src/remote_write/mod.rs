@@ -68,7 +68,11 @@ impl RemoteWrite {
                     .map_err(|err| format!("endpoint {name:?}: {err}"))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Arc::new(RemoteWrite { config, wal, endpoints }))
+        Ok(Arc::new(RemoteWrite {
+            config,
+            wal,
+            endpoints,
+        }))
     }
 
     pub fn config(&self) -> &RemoteWriteConfig {

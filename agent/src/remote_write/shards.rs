@@ -65,7 +65,12 @@ impl Shard {
 
     /// Queues from the front of `samples` (all from the WAL record at `record`) what fits;
     /// returns how many.
-    pub fn push(&self, record: Pos, samples: &mut VecDeque<Sample>, max_samples_per_send: usize) -> usize {
+    pub fn push(
+        &self,
+        record: Pos,
+        samples: &mut VecDeque<Sample>,
+        max_samples_per_send: usize,
+    ) -> usize {
         let (n, wake) = {
             let mut st = self.state.lock().unwrap();
             let room = self.capacity.saturating_sub(st.queue.len());
@@ -183,7 +188,10 @@ pub async fn run(shard: Arc<Shard>, sender: Arc<Sender>, positions: Arc<Position
             if record == st.sent.record {
                 st.sent.count += count as u32;
             } else {
-                st.sent = Slot { record, count: count as u32 };
+                st.sent = Slot {
+                    record,
+                    count: count as u32,
+                };
             }
         }
         positions.write(shard.index, st.sent);
@@ -195,7 +203,9 @@ pub async fn run(shard: Arc<Shard>, sender: Arc<Sender>, positions: Arc<Position
 fn take_records(queue: &mut VecDeque<(Pos, usize)>, mut n: usize, out: &mut Vec<(Pos, usize)>) {
     out.clear();
     while n > 0 {
-        let Some(front) = queue.front_mut() else { return };
+        let Some(front) = queue.front_mut() else {
+            return;
+        };
         let take = front.1.min(n);
         out.push((front.0, take));
         front.1 -= take;

@@ -270,7 +270,9 @@ mod tests {
         for cut in 1..b.len() {
             assert_eq!(Labels::from_encoded(&b[..cut]), None, "cut at {cut}");
         }
-        let unsorted = Labels(Arc::from(&b"\x02\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\0\0bxay"[..]));
+        let unsorted = Labels(Arc::from(
+            &b"\x02\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\0\0bxay"[..],
+        ));
         assert_eq!(Labels::from_encoded(unsorted.encoded()), None);
         let mut bad_utf8 = b.to_vec();
         *bad_utf8.last_mut().unwrap() = 0xff;

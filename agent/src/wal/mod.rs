@@ -166,7 +166,13 @@ impl Writer {
         }
         let r = self.next_ref;
         self.next_ref += 1;
-        self.by_labels.insert(labels.clone(), SeriesEntry { series: r, last_segment: segment });
+        self.by_labels.insert(
+            labels.clone(),
+            SeriesEntry {
+                series: r,
+                last_segment: segment,
+            },
+        );
         self.new_series.push((r, labels.clone()));
         r
     }
@@ -336,11 +342,16 @@ impl Wal {
         let mut highest = i64::MIN;
         let key = samples[0].labels.addr();
         let mut run = w.runs.remove(&key);
-        let mut whole_run = run.as_ref().is_some_and(|r| r.labels.len() == samples.len());
+        let mut whole_run = run
+            .as_ref()
+            .is_some_and(|r| r.labels.len() == samples.len());
         for (i, s) in samples.iter().enumerate() {
-            let known = run
-                .as_ref()
-                .and_then(|r| r.labels.get(i).filter(|l| l.same(&s.labels)).map(|_| r.refs[i]));
+            let known = run.as_ref().and_then(|r| {
+                r.labels
+                    .get(i)
+                    .filter(|l| l.same(&s.labels))
+                    .map(|_| r.refs[i])
+            });
             let series = match known {
                 Some(r) => r,
                 None => {

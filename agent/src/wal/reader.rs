@@ -73,9 +73,13 @@ impl WalReader {
     /// wrong; the cache is dropped when it holds twice the log's live series.
     pub fn labels(&mut self, batch: &ReadBatch, out: &mut Vec<Option<Labels>>) {
         out.clear();
-        let Some(first) = batch.samples.first().map(|s| s.series) else { return };
+        let Some(first) = batch.samples.first().map(|s| s.series) else {
+            return;
+        };
         if let Some((refs, labels)) = self.runs.get(&first) {
-            if refs.len() == batch.samples.len() && refs.iter().zip(&batch.samples).all(|(r, s)| *r == s.series) {
+            if refs.len() == batch.samples.len()
+                && refs.iter().zip(&batch.samples).all(|(r, s)| *r == s.series)
+            {
                 out.extend(labels.iter().cloned());
                 return;
             }

@@ -245,14 +245,23 @@ fn a_second_agent_on_the_same_directory_is_refused() {
 #[test]
 fn a_scrape_loop_reusing_its_label_sets_keeps_its_references_through_truncation() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = WalOptions { min_keepalive_time: Duration::ZERO, ..small(1024) };
+    let opts = WalOptions {
+        min_keepalive_time: Duration::ZERO,
+        ..small(1024)
+    };
     let wal = Wal::open(dir.path(), opts.clone()).unwrap();
     let sub = wal.subscribe(Pos::default());
     // One scrape loop: the same label allocations every scrape (the fast path), then a
     // series appears in the middle and one goes (the slow path, and a new run).
     let labels: Vec<Labels> = scrape(0, 10).into_iter().map(|s| s.labels).collect();
     let at = |t: i64, ls: &[Labels]| -> Vec<Sample> {
-        ls.iter().map(|l| Sample { labels: l.clone(), timestamp_ms: t, value: t as f64 }).collect()
+        ls.iter()
+            .map(|l| Sample {
+                labels: l.clone(),
+                timestamp_ms: t,
+                value: t as f64,
+            })
+            .collect()
     };
     for t in 0..100 {
         wal.append(&at(t, &labels));
@@ -266,8 +275,14 @@ fn a_scrape_loop_reusing_its_label_sets_keeps_its_references_through_truncation(
     assert_eq!(wal.metrics().series_created.load(Relaxed), 11);
     let all = read_all(&wal, Pos::default());
     assert_eq!(all.len(), 2000);
-    assert!(all[..1000].iter().zip(at(0, &labels).iter().cycle()).all(|(a, s)| a.0 == s.labels));
-    assert!(all[1000..].iter().zip(at(0, &changed).iter().cycle()).all(|(a, s)| a.0 == s.labels));
+    assert!(all[..1000]
+        .iter()
+        .zip(at(0, &labels).iter().cycle())
+        .all(|(a, s)| a.0 == s.labels));
+    assert!(all[1000..]
+        .iter()
+        .zip(at(0, &changed).iter().cycle())
+        .all(|(a, s)| a.0 == s.labels));
     // Everything sent; truncation removes all but the newest segment (the one being written).
     // The series still scraped (known only through the run) must survive into the checkpoint.
     *sub.acked.lock().unwrap() = wal.head();
@@ -277,9 +292,17 @@ fn a_scrape_loop_reusing_its_label_sets_keeps_its_references_through_truncation(
     assert!(segments.len() <= 2, "{segments:?}");
     drop((wal, sub));
     let wal = Wal::open(dir.path(), opts).unwrap();
-    assert_eq!(wal.metrics().active_series.load(Relaxed), 10, "the 10 live series, not the dropped one");
+    assert_eq!(
+        wal.metrics().active_series.load(Relaxed),
+        10,
+        "the 10 live series, not the dropped one"
+    );
     wal.append(&at(200, &changed));
-    assert_eq!(wal.metrics().series_created.load(Relaxed), 0, "references survived");
+    assert_eq!(
+        wal.metrics().series_created.load(Relaxed),
+        0,
+        "references survived"
+    );
 }
 
 #[test]
@@ -288,13 +311,25 @@ fn the_reader_gives_each_sample_its_labels_for_repeated_and_changed_records() {
     let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
     let labels: Vec<Labels> = scrape(0, 5).into_iter().map(|s| s.labels).collect();
     let at = |t: i64, ls: &[Labels]| -> Vec<Sample> {
-        ls.iter().map(|l| Sample { labels: l.clone(), timestamp_ms: t, value: 0.0 }).collect()
+        ls.iter()
+            .map(|l| Sample {
+                labels: l.clone(),
+                timestamp_ms: t,
+                value: 0.0,
+            })
+            .collect()
     };
     let mut shorter = labels.clone();
     shorter.truncate(3);
     let mut reordered = labels.clone();
     reordered.swap(1, 2);
-    let appended = [at(0, &labels), at(1, &labels), at(2, &shorter), at(3, &reordered), at(4, &labels)];
+    let appended = [
+        at(0, &labels),
+        at(1, &labels),
+        at(2, &shorter),
+        at(3, &reordered),
+        at(4, &labels),
+    ];
     for a in &appended {
         wal.append(a);
     }
