@@ -222,6 +222,20 @@ pub struct DiscoveryHandle {
 }
 
 impl DiscoveryHandle {
+    /// A handle over a discovery task: it publishes on `targets`' sender and keeps `errors`;
+    /// dropping the handle aborts `task`.
+    pub fn from_parts(
+        targets: watch::Receiver<Vec<Target>>,
+        errors: Arc<Mutex<Vec<DiscoveryError>>>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> DiscoveryHandle {
+        DiscoveryHandle {
+            targets,
+            errors,
+            task,
+        }
+    }
+
     /// The exported `targets`; `changed()` on it wakes on every new list.
     pub fn targets(&self) -> watch::Receiver<Vec<Target>> {
         self.targets.clone()

@@ -7,6 +7,7 @@ pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod http_client;
+pub mod kubernetes;
 pub mod metrics;
 pub mod pipeline;
 pub mod relabel;

@@ -322,6 +322,50 @@ impl Collector for AgentCollector {
 type CounterOf<T> = (&'static str, &'static str, fn(&T) -> u64);
 type GaugeOf<T> = (&'static str, &'static str, fn(&T) -> i64);
 
+/// Prometheus' kubernetes_sd metric names, per component; re-lists are ours.
+fn kubernetes_families(
+    e: &mut DescriptorEncoder,
+    comps: &[(String, Arc<crate::kubernetes::watch::Counters>)],
+) -> std::fmt::Result {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut events = Vec::new();
+    for (id, c) in comps {
+        for ((role, event), n) in c.events.lock().unwrap().iter() {
+            let labels = vec![
+                ("component_id", id.clone()),
+                ("role", role.to_string()),
+                ("event", event.to_string()),
+            ];
+            events.push((labels, *n));
+        }
+    }
+    counter_family(
+        e,
+        "prometheus_sd_kubernetes_events",
+        "Kubernetes objects added, updated or deleted, as the watches saw them.",
+        &events,
+    )?;
+    let id = |c: &String| vec![("component_id", c.clone())];
+    counter_family(
+        e,
+        "prometheus_sd_kubernetes_failures",
+        "Failed requests to the Kubernetes API (lists, watches, client setup).",
+        &comps
+            .iter()
+            .map(|(n, c)| (id(n), c.failures.load(Relaxed)))
+            .collect::<Vec<_>>(),
+    )?;
+    counter_family(
+        e,
+        "agent_kubernetes_watch_relists",
+        "Watches restarted from a full list (410 Gone or a failed resume).",
+        &comps
+            .iter()
+            .map(|(n, c)| (id(n), c.relists.load(Relaxed)))
+            .collect::<Vec<_>>(),
+    )
+}
+
 struct PipelineCollector {
     pipeline: Arc<Pipeline>,
 }
@@ -358,6 +402,9 @@ impl Collector for PipelineCollector {
                     .map(|c| (id(c), c.owned as i64))
                     .collect::<Vec<_>>(),
             )?;
+        }
+        if !stats.kubernetes.is_empty() {
+            kubernetes_families(&mut e, &stats.kubernetes)?;
         }
         if !stats.metric_relabels.is_empty() {
             use std::sync::atomic::Ordering::Relaxed;

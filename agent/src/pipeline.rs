@@ -30,8 +30,8 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::RemoteWriteConfig;
 use crate::config::{
-    Config, DiscoveryRelabelConfig, FileDiscoveryConfig, MetricRelabelConfig, Receiver,
-    ScrapeConfig, TargetsSource,
+    Config, DiscoveryRelabelConfig, FileDiscoveryConfig, KubernetesDiscoveryConfig,
+    MetricRelabelConfig, Receiver, ScrapeConfig, TargetsSource,
 };
 use crate::discovery::{DiscoveryHandle, FileDiscovery, Target};
 use crate::http_client::HttpClient;
@@ -67,6 +67,7 @@ struct State {
     /// `prometheus.relabel` components; kept across an apply while their settings and
     /// receivers are unchanged.
     metric_relabels: BTreeMap<String, (MetricRelabelConfig, Arc<MetricRelabel>)>,
+    /// By component id (`discovery.file.NAME`, `discovery.kubernetes.NAME`).
     discoveries: BTreeMap<String, DiscoveryComponent>,
     /// `discovery.relabel` components: pure functions of their inputs.
     discovery_relabels: BTreeMap<String, DiscoveryRelabelConfig>,
@@ -77,9 +78,19 @@ struct State {
     stopped: bool,
 }
 
+/// What a discovery component runs, with its settings (an unchanged component keeps running
+/// across a reload).
+#[derive(PartialEq)]
+enum DiscoverySettings {
+    File(FileDiscoveryConfig),
+    Kubernetes(KubernetesDiscoveryConfig),
+}
+
 struct DiscoveryComponent {
-    config: FileDiscoveryConfig,
+    settings: DiscoverySettings,
     handle: DiscoveryHandle,
+    /// API counters of a `discovery.kubernetes` component.
+    kubernetes: Option<Arc<crate::kubernetes::watch::Counters>>,
     /// Forwards the handle's changes to `targets_changed`.
     forward: tokio::task::JoinHandle<()>,
 }
@@ -138,6 +149,8 @@ pub struct PipelineStats {
     /// Each remote_write component's WAL counters, by component id.
     pub wals: Vec<(String, Arc<crate::wal::WalMetrics>)>,
     pub metric_relabels: Vec<MetricRelabelStats>,
+    /// The API counters of each Kubernetes component, by component id.
+    pub kubernetes: Vec<(String, Arc<crate::kubernetes::watch::Counters>)>,
 }
 
 /// Builds the HTTP client of every component of `config` and drops them: reads every
@@ -321,15 +334,36 @@ impl Pipeline {
             .map(|d| (d.name.clone(), d.clone()))
             .collect();
 
-        // 2. discovery.file.
+        // 2. discovery.file and discovery.kubernetes.
         let mut old_disc = std::mem::take(&mut st.discoveries);
-        for cfg in &config.file_discoveries {
-            let comp = match old_disc.remove(&cfg.name) {
-                Some(d) if d.config == *cfg => d,
+        let wanted = config
+            .file_discoveries
+            .iter()
+            .map(|c| {
+                (
+                    format!("discovery.file.{}", c.name),
+                    DiscoverySettings::File(c.clone()),
+                )
+            })
+            .chain(config.kubernetes_discoveries.iter().map(|c| {
+                (
+                    format!("discovery.kubernetes.{}", c.name),
+                    DiscoverySettings::Kubernetes(c.clone()),
+                )
+            }));
+        for (id, settings) in wanted {
+            let comp = match old_disc.remove(&id) {
+                Some(d) if d.settings == settings => d,
                 _ => {
-                    let handle = FileDiscovery::spawn(cfg.clone());
+                    let (handle, kubernetes) = match &settings {
+                        DiscoverySettings::File(cfg) => (FileDiscovery::spawn(cfg.clone()), None),
+                        DiscoverySettings::Kubernetes(cfg) => {
+                            let k = crate::kubernetes::KubernetesDiscovery::spawn(cfg.clone());
+                            (k.handle, Some(k.counters))
+                        }
+                    };
                     for e in handle.errors() {
-                        tracing::warn!(component = %format!("discovery.file.{}", cfg.name), error = %e, "file_sd file not read");
+                        tracing::warn!(component = %id, error = %e, "discovery failed");
                     }
                     let mut rx = handle.targets();
                     let wake = self.targets_changed.clone();
@@ -339,13 +373,14 @@ impl Pipeline {
                         }
                     });
                     DiscoveryComponent {
-                        config: cfg.clone(),
+                        settings,
                         handle,
+                        kubernetes,
                         forward,
                     }
                 }
             };
-            st.discoveries.insert(cfg.name.clone(), comp);
+            st.discoveries.insert(id, comp);
         }
         drop(old_disc);
 
@@ -479,6 +514,11 @@ impl Pipeline {
     pub fn stats(&self) -> PipelineStats {
         let st = self.state.lock().unwrap();
         PipelineStats {
+            kubernetes: st
+                .discoveries
+                .iter()
+                .filter_map(|(id, d)| Some((id.clone(), d.kubernetes.clone()?)))
+                .collect(),
             scrapes: st
                 .scrapes
                 .values()
@@ -612,7 +652,12 @@ fn resolve_sources(
         match source {
             TargetsSource::Static(t) => out.push(t.clone()),
             TargetsSource::DiscoveryFile(name) => {
-                if let Some(d) = discoveries.get(name) {
+                if let Some(d) = discoveries.get(&format!("discovery.file.{name}")) {
+                    out.extend(d.handle.targets().borrow().iter().cloned());
+                }
+            }
+            TargetsSource::DiscoveryKubernetes(name) => {
+                if let Some(d) = discoveries.get(&format!("discovery.kubernetes.{name}")) {
                     out.extend(d.handle.targets().borrow().iter().cloned());
                 }
             }

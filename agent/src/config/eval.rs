@@ -16,12 +16,18 @@ pub(super) const KIND_FILE: &str = "discovery.file";
 pub(super) const KIND_DISCOVERY_RELABEL: &str = "discovery.relabel";
 pub(super) const KIND_METRIC_RELABEL: &str = "prometheus.relabel";
 pub(super) const KIND_REMOTE_WRITE: &str = "prometheus.remote_write";
-const KINDS: [&str; 5] = [
+pub(super) const KIND_KUBERNETES: &str = "discovery.kubernetes";
+pub(super) const KIND_PODMONITORS: &str = "prometheus.operator.podmonitors";
+pub(super) const KIND_SERVICEMONITORS: &str = "prometheus.operator.servicemonitors";
+const KINDS: [&str; 8] = [
     KIND_SCRAPE,
     KIND_FILE,
+    KIND_KUBERNETES,
     KIND_DISCOVERY_RELABEL,
     KIND_METRIC_RELABEL,
     KIND_REMOTE_WRITE,
+    KIND_PODMONITORS,
+    KIND_SERVICEMONITORS,
 ];
 
 /// What a reference points at, once checked.
@@ -45,7 +51,7 @@ impl Export {
 /// The exports of each component kind.
 fn exports(kind: &str) -> &'static [(&'static str, Export)] {
     match kind {
-        KIND_FILE => &[("targets", Export::Targets)],
+        KIND_FILE | KIND_KUBERNETES => &[("targets", Export::Targets)],
         KIND_DISCOVERY_RELABEL => &[("output", Export::Targets), ("rules", Export::Rules)],
         KIND_METRIC_RELABEL => &[("receiver", Export::Receiver), ("rules", Export::Rules)],
         KIND_REMOTE_WRITE => &[("receiver", Export::Receiver)],
@@ -124,6 +130,19 @@ pub fn evaluate(body: &Body, file: &str) -> Result<Config, ConfigError> {
                 .metric_relabels
                 .push(cx.metric_relabel(block, &name)?),
             KIND_REMOTE_WRITE => config.remote_writes.push(cx.remote_write(block, &name)?),
+            KIND_KUBERNETES => config
+                .kubernetes_discoveries
+                .push(cx.kubernetes(block, &name)?),
+            KIND_PODMONITORS => {
+                config
+                    .operators
+                    .push(cx.operator(block, &name, MonitorKind::PodMonitors)?)
+            }
+            KIND_SERVICEMONITORS => {
+                config
+                    .operators
+                    .push(cx.operator(block, &name, MonitorKind::ServiceMonitors)?)
+            }
             _ => unreachable!("checked in pass 1"),
         }
     }
@@ -152,7 +171,7 @@ impl RefCx<'_> {
         let joined = path.join(".");
         let kind = KINDS.iter().copied().find(|k| {
             let parts: Vec<&str> = k.split('.').collect();
-            path.len() >= 2 && path[0] == parts[0] && path[1] == parts[1]
+            path.len() >= parts.len() + 2 && path[..parts.len()] == parts[..]
         });
         let Some(kind) = kind else {
             return Err(cx.err(
@@ -163,13 +182,14 @@ impl RefCx<'_> {
                 ),
             ));
         };
-        if path.len() != 4 {
+        let depth = kind.split('.').count();
+        if path.len() != depth + 2 {
             return Err(cx.err(
                 e.pos,
                 format!("malformed reference `{joined}`; expected `{kind}.NAME.EXPORT`"),
             ));
         }
-        let (name, export) = (&path[2], &path[3]);
+        let (name, export) = (&path[depth], &path[depth + 1]);
         if !self
             .declared
             .contains_key(&(kind.to_string(), name.clone()))
@@ -230,10 +250,10 @@ impl RefCx<'_> {
         match &e.kind {
             ExprKind::Ref(_) => {
                 let (kind, name) = self.reference(e, Export::Targets)?;
-                Ok(vec![if kind == KIND_FILE {
-                    TargetsSource::DiscoveryFile(name)
-                } else {
-                    TargetsSource::DiscoveryRelabel(name)
+                Ok(vec![match kind {
+                    KIND_FILE => TargetsSource::DiscoveryFile(name),
+                    KIND_KUBERNETES => TargetsSource::DiscoveryKubernetes(name),
+                    _ => TargetsSource::DiscoveryRelabel(name),
                 }])
             }
             // The only call `functions.rs` leaves in place: concat of component exports.

@@ -23,6 +23,7 @@ mod duration;
 mod error;
 mod eval;
 mod fields;
+mod kubernetes;
 mod functions;
 mod lexer;
 mod model;

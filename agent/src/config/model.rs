@@ -35,6 +35,9 @@ pub struct Config {
     pub discovery_relabels: Vec<DiscoveryRelabelConfig>,
     pub metric_relabels: Vec<MetricRelabelConfig>,
     pub remote_writes: Vec<RemoteWriteConfig>,
+    pub kubernetes_discoveries: Vec<KubernetesDiscoveryConfig>,
+    /// `prometheus.operator.podmonitors` and `prometheus.operator.servicemonitors`.
+    pub operators: Vec<OperatorConfig>,
 }
 
 /// Where samples go: the `receiver` export of a component.
@@ -140,6 +143,8 @@ pub enum TargetsSource {
     DiscoveryFile(String),
     /// `discovery.relabel.NAME.output`.
     DiscoveryRelabel(String),
+    /// `discovery.kubernetes.NAME.targets`.
+    DiscoveryKubernetes(String),
 }
 
 /// `discovery.file "NAME" { files = [...] refresh_interval = "5m" }`.
@@ -248,5 +253,153 @@ impl Default for QueueConfig {
             max_backoff: Duration::from_secs(5),
             retry_on_http_429: true,
         }
+    }
+}
+
+/// Prometheus' kubernetes_sd `refresh`-less default: targets are passed on at most this often
+/// (a burst of pod events becomes one list). Prometheus' discovery manager sends at most every
+/// 5 s; 1 s here, so a new pod is scraped sooner, and one rebuild per second of churn is cheap.
+pub const KUBERNETES_DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// A `role` of `discovery.kubernetes` (and of its `selectors` blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum KubernetesRole {
+    Pod,
+    Service,
+    Endpoints,
+    EndpointSlice,
+    Node,
+    Ingress,
+}
+
+impl KubernetesRole {
+    pub const ALL: [KubernetesRole; 6] = [
+        KubernetesRole::Pod,
+        KubernetesRole::Service,
+        KubernetesRole::Endpoints,
+        KubernetesRole::EndpointSlice,
+        KubernetesRole::Node,
+        KubernetesRole::Ingress,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubernetesRole::Pod => "pod",
+            KubernetesRole::Service => "service",
+            KubernetesRole::Endpoints => "endpoints",
+            KubernetesRole::EndpointSlice => "endpointslice",
+            KubernetesRole::Node => "node",
+            KubernetesRole::Ingress => "ingress",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KubernetesRole> {
+        KubernetesRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The roles whose `selectors` a discovery of this role accepts (Prometheus' rule).
+    pub fn allowed_selectors(self) -> &'static [KubernetesRole] {
+        use KubernetesRole::*;
+        match self {
+            Pod => &[Pod, Node],
+            Service => &[Service],
+            Endpoints => &[Pod, Service, Endpoints],
+            EndpointSlice => &[Pod, Service, EndpointSlice],
+            Node => &[Node],
+            Ingress => &[Ingress],
+        }
+    }
+}
+
+/// How a Kubernetes component reaches the API server: in-cluster (service account token, CA,
+/// `KUBERNETES_SERVICE_HOST`/`PORT`) when neither is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct KubernetesApiConfig {
+    pub api_server: Option<String>,
+    pub kubeconfig_file: Option<String>,
+    /// Client settings; only with `api_server` (Prometheus' rule).
+    pub client: ClientSettings,
+}
+
+/// `selectors { role = "pod" label = "app=x" field = "spec.nodeName=n" }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KubernetesSelector {
+    pub role: KubernetesRole,
+    pub label: String,
+    pub field: String,
+}
+
+/// `discovery.kubernetes "NAME" { role = "pod" ... }`: exports `targets`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KubernetesDiscoveryConfig {
+    pub name: String,
+    pub role: KubernetesRole,
+    pub api: KubernetesApiConfig,
+    /// `namespaces { names = [...] }`; empty (and no `own_namespace`) means all namespaces.
+    pub namespaces: Vec<String>,
+    /// `namespaces { own_namespace = true }`: the namespace of the agent's pod too.
+    pub own_namespace: bool,
+    pub selectors: Vec<KubernetesSelector>,
+    /// `attach_metadata { node = true }`: node labels on pod and endpoint targets.
+    pub attach_node_metadata: bool,
+}
+
+impl KubernetesDiscoveryConfig {
+    /// The selector given for objects of `role`, if any.
+    pub fn selector(&self, role: KubernetesRole) -> Option<&KubernetesSelector> {
+        self.selectors.iter().find(|s| s.role == role)
+    }
+}
+
+/// Which monitor objects an operator component watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum MonitorKind {
+    PodMonitors,
+    ServiceMonitors,
+}
+
+impl MonitorKind {
+    /// `prometheus.operator.podmonitors` / `.servicemonitors`.
+    pub fn component(self) -> &'static str {
+        match self {
+            MonitorKind::PodMonitors => "prometheus.operator.podmonitors",
+            MonitorKind::ServiceMonitors => "prometheus.operator.servicemonitors",
+        }
+    }
+}
+
+/// `selector { match_labels = {...} match_expression { key operator values } }`: Kubernetes'
+/// LabelSelector.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct LabelSelectorConfig {
+    pub match_labels: BTreeMap<String, String>,
+    /// `(key, operator, values)`; operator one of In, NotIn, Exists, DoesNotExist.
+    pub match_expressions: Vec<(String, String, Vec<String>)>,
+}
+
+/// `prometheus.operator.podmonitors "NAME"` / `prometheus.operator.servicemonitors "NAME"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorConfig {
+    pub name: String,
+    pub kind: MonitorKind,
+    pub forward_to: Vec<Receiver>,
+    /// Namespaces whose monitors are read; empty means all.
+    pub namespaces: Vec<String>,
+    pub api: KubernetesApiConfig,
+    /// Which monitors are used.
+    pub selector: LabelSelectorConfig,
+    /// `rule { ... }` blocks: applied to every discovered target after the monitor's own.
+    pub rules: Vec<Rule>,
+    /// `scrape { default_scrape_interval default_scrape_timeout }` (Alloy defaults 1m, 10s).
+    pub default_scrape_interval: Duration,
+    pub default_scrape_timeout: Duration,
+    pub clustering_enabled: bool,
+    /// servicemonitors: `kubernetes_role`, "endpoints" (default) or "endpointslice".
+    pub endpoint_role: KubernetesRole,
+}
+
+impl OperatorConfig {
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.kind.component(), self.name)
     }
 }
