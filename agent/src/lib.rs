@@ -9,6 +9,7 @@ pub mod http;
 pub mod http_client;
 pub mod kubernetes;
 pub mod metrics;
+pub mod operator;
 pub mod pipeline;
 pub mod relabel;
 pub mod remote_write;

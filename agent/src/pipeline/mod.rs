@@ -40,6 +40,8 @@ use crate::remote_write::{MetricsSnapshot, RemoteWrite};
 use crate::scrape::{Appender, ManagerOptions, ScrapeManager, StopMode};
 use crate::wal::Wal;
 
+mod operators;
+
 /// How long a graceful shutdown lets remote_write shards send what they hold; the rest stays
 /// in the WAL and is sent after the restart.
 pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,6 +74,8 @@ struct State {
     /// `discovery.relabel` components: pure functions of their inputs.
     discovery_relabels: BTreeMap<String, DiscoveryRelabelConfig>,
     scrapes: BTreeMap<String, ScrapeComponent>,
+    /// `prometheus.operator.*` components by id, each with a scrape component per job.
+    operators: BTreeMap<String, operators::OperatorComponent>,
     /// Live members and their states, sorted by name, as last seen.
     peers: Vec<Peer>,
     /// Set by [`Pipeline::stop_scraping`]: from then on nothing is scraped.
@@ -209,6 +213,7 @@ impl Pipeline {
                 discoveries: BTreeMap::new(),
                 discovery_relabels: BTreeMap::new(),
                 scrapes: BTreeMap::new(),
+                operators: BTreeMap::new(),
                 peers: Vec::new(),
                 stopped: false,
             }),
@@ -399,29 +404,13 @@ impl Pipeline {
                 }
                 // New, or clustering switched (the hand-over options differ): a new manager;
                 // the old one's loops stop without staleness markers when it drops.
-                _ => {
-                    let mut sharder = Sharder::new(Algorithm::default());
-                    sharder.set_peers(&st.peers);
-                    let options = ManagerOptions {
-                        // Only with clustering do targets arrive from another node.
-                        scrape_new_targets_immediately: cfg.clustering_enabled,
-                        ..ManagerOptions::default()
-                    };
-                    let manager = match ScrapeManager::with_options(cfg.clone(), sinks, options) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::error!(component = %cfg.id(), error = %e, "cannot start");
-                            continue;
-                        }
-                    };
-                    ScrapeComponent {
-                        config: cfg.clone(),
-                        manager,
-                        sharder,
-                        targets: Vec::new(),
-                        owned: 0,
+                _ => match ScrapeComponent::start(cfg, sinks, &st.peers) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(component = %cfg.id(), error = %e, "cannot start");
+                        continue;
                     }
-                }
+                },
             };
             st.scrapes.insert(cfg.name.clone(), comp);
         }
@@ -430,12 +419,16 @@ impl Pipeline {
             comp.manager.stop_all(StopMode::Gone);
         }
 
-        // 4. Targets and ownership under the new configuration.
+        // 4. prometheus.operator.*.
+        self.apply_operators(st, &config);
+
+        // 5. Targets and ownership under the new configuration.
         for comp in st.scrapes.values_mut() {
             let targets = current_targets(&comp.config, &st.discoveries, &st.discovery_relabels);
             let gone = comp.set_target_list(targets).unwrap_or_default();
             comp.reassign(&self.node, st.stopped, &gone);
         }
+        self.sync_operators(st);
         drop(guard);
 
         // Old remote_write components get no new samples now; let them drain.
@@ -460,7 +453,8 @@ impl Pipeline {
         }
         tracing::debug!(?peers, "members changed; re-evaluating target ownership");
         st.peers = peers;
-        for comp in st.scrapes.values_mut() {
+        let jobs = st.operators.values_mut().flat_map(|o| o.jobs.values_mut());
+        for comp in st.scrapes.values_mut().chain(jobs) {
             comp.sharder.set_peers(&st.peers);
             comp.reassign(&self.node, st.stopped, &[]);
         }
@@ -477,6 +471,7 @@ impl Pipeline {
                 comp.reassign(&self.node, st.stopped, &gone);
             }
         }
+        self.sync_operators(st);
     }
 
     /// Stops every scrape loop as a hand-over (no staleness markers: the other nodes take the
@@ -484,7 +479,9 @@ impl Pipeline {
     pub fn stop_scraping(&self) {
         let mut st = self.state.lock().unwrap();
         st.stopped = true;
-        for comp in st.scrapes.values_mut() {
+        let st = &mut *st;
+        let jobs = st.operators.values_mut().flat_map(|o| o.jobs.values_mut());
+        for comp in st.scrapes.values_mut().chain(jobs) {
             comp.manager.stop_all(StopMode::Moved);
             comp.owned = 0;
         }
@@ -518,6 +515,11 @@ impl Pipeline {
                 .discoveries
                 .iter()
                 .filter_map(|(id, d)| Some((id.clone(), d.kubernetes.clone()?)))
+                .chain(
+                    st.operators
+                        .iter()
+                        .map(|(id, o)| (id.clone(), o.counters())),
+                )
                 .collect(),
             scrapes: st
                 .scrapes
@@ -528,6 +530,7 @@ impl Pipeline {
                     targets: c.targets.len(),
                     owned: c.owned,
                 })
+                .chain(st.operators.values().map(|o| o.stats()))
                 .collect(),
             remote_writes: st
                 .remote_writes
@@ -569,6 +572,30 @@ impl Pipeline {
 }
 
 impl ScrapeComponent {
+    /// A component with no targets yet, its sharder over `peers`.
+    fn start(
+        cfg: &ScrapeConfig,
+        sinks: Vec<Arc<dyn Appender>>,
+        peers: &[Peer],
+    ) -> Result<ScrapeComponent, String> {
+        let mut sharder = Sharder::new(Algorithm::default());
+        sharder.set_peers(peers);
+        let options = ManagerOptions {
+            // Only with clustering do targets arrive from another node.
+            scrape_new_targets_immediately: cfg.clustering_enabled,
+            ..ManagerOptions::default()
+        };
+        let manager =
+            ScrapeManager::with_options(cfg.clone(), sinks, options).map_err(|e| e.to_string())?;
+        Ok(ScrapeComponent {
+            config: cfg.clone(),
+            manager,
+            sharder,
+            targets: Vec::new(),
+            owned: 0,
+        })
+    }
+
     /// Replaces the target list. Returns `None` if it is unchanged, else the targets that
     /// vanished from it (to be marked stale if this node scraped them).
     fn set_target_list(&mut self, targets: Vec<Target>) -> Option<Vec<Target>> {
@@ -680,7 +707,11 @@ fn current_targets(
     discoveries: &BTreeMap<String, DiscoveryComponent>,
     relabels: &BTreeMap<String, DiscoveryRelabelConfig>,
 ) -> Vec<Target> {
-    let all = resolve_sources(&config.targets, discoveries, relabels);
+    one_per_shard_key(resolve_sources(&config.targets, discoveries, relabels))
+}
+
+/// The targets with an `__address__`, one per shard key (the first wins), ordered by key.
+fn one_per_shard_key(all: Vec<Target>) -> Vec<Target> {
     let mut keyed: Vec<(u64, Target)> = all
         .into_iter()
         .filter(|t| !t.address().is_empty())
