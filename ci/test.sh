@@ -15,6 +15,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+echo "== Kubernetes manifests (deploy/): render with kustomize, validate offline"
+bash ci/validate_deploy.sh
+
 echo "== cargo test (release profile, whole workspace)"
 cargo test --workspace --release --locked 2>&1
 

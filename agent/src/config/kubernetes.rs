@@ -472,3 +472,47 @@ prometheus.scrape "s" {
         assert_eq!(o.rules.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod deploy_tests {
+    use crate::config::{Config, KubernetesRole, TargetsSource};
+
+    /// The configuration the Kubernetes manifests ship (deploy/base/config.alloy) loads, and
+    /// scrapes the discovered pods with clustering.
+    #[test]
+    fn the_deployed_config_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/base/config.alloy");
+        let c = Config::from_file(path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.kubernetes_discoveries[0].role, KubernetesRole::Pod);
+        assert!(c.scrapes[0].clustering_enabled);
+        assert_eq!(
+            c.scrapes[0].targets,
+            [TargetsSource::DiscoveryRelabel("pods".into())]
+        );
+        // Its rules keep annotated pods, on the annotated port, with namespace and pod.
+        let pod = |name: &str, annotations: serde_json::Value| -> k8s_openapi::api::core::v1::Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "monitoring", "annotations": annotations},
+                "spec": {"containers": [{"name": "agent", "ports": [
+                    {"name": "http-metrics", "containerPort": 12345, "protocol": "TCP"},
+                    {"name": "other", "containerPort": 7000, "protocol": "TCP"}]}]},
+                "status": {"podIP": "10.0.0.9", "phase": "Running"}
+            }))
+            .unwrap()
+        };
+        let discovered: Vec<crate::discovery::Target> = [
+            pod("agent-0", serde_json::json!({"prometheus.io/scrape": "true", "prometheus.io/port": "12345"})),
+            pod("quiet", serde_json::json!({})),
+        ]
+        .iter()
+        .flat_map(|p| crate::kubernetes::roles::pod(p, None).into_targets())
+        .collect();
+        let out = crate::relabel::relabel_targets(discovered, &c.discovery_relabels[0].rules);
+        assert_eq!(out.len(), 2, "{out:?}");
+        for t in &out {
+            assert_eq!(t.address(), "10.0.0.9:12345");
+            assert_eq!(t.get("pod"), Some("agent-0"));
+            assert_eq!(t.get("namespace"), Some("monitoring"));
+        }
+    }
+}
