@@ -222,6 +222,8 @@ where
                     let msg = format!("{resource}: {e}");
                     tracing::warn!(error = %msg, "Kubernetes API error; the watch retries with backoff");
                     *counters.last_error.lock().unwrap() = Some(msg);
+                    // Wakes the publisher, which reports the error on the component.
+                    notify.notify_one();
                 }
             }
         }
