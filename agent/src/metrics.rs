@@ -206,6 +206,12 @@ impl Collector for AgentCollector {
         )?;
         counter(
             &mut e,
+            "cluster_node_updates_out_of_bounds",
+            "Gossip updates refused because their incarnation or Lamport time is beyond what the member could have reached (a buggy or lying peer).",
+            view.stats.updates_out_of_bounds,
+        )?;
+        counter(
+            &mut e,
             "cluster_node_cluster_name_mismatches",
             "Messages refused because they came from a node with another --cluster.name.",
             view.stats.cluster_mismatches,

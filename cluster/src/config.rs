@@ -112,6 +112,24 @@ impl Default for Config {
     }
 }
 
+/// Highest incarnation accepted from a peer. A node raises its incarnation by one per
+/// refutation, so no honest node gets near 2^62; an update above it is a lie (or corruption)
+/// and is rejected, which keeps every node able to refute any accusation it accepts (the
+/// forged `left` at `u64::MAX` that could never be refuted, issue 17).
+pub const INCARNATION_MAX: u64 = 1 << 62;
+
+/// Largest rise of a known member's incarnation accepted in one update: one refutation adds
+/// one, and even a node refuting every probe for a year stays far below 2^32. A bigger jump
+/// cannot come from the member and is rejected (and counted), so a liar needs billions of
+/// accepted lies to walk anyone towards [`INCARNATION_MAX`].
+pub const INCARNATION_JUMP_MAX: u64 = 1 << 32;
+
+/// Highest Lamport time accepted for a node state, and the largest distance above this node's
+/// own clock: clocks tick once per state change, so honest times stay tiny; a time near
+/// `u64::MAX` would freeze every clock that observes it (nothing could be newer).
+pub const LAMPORT_MAX: u64 = 1 << 62;
+pub const LAMPORT_JUMP_MAX: u64 = 1 << 32;
+
 /// A configuration value that cannot work, with the field named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

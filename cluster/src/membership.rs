@@ -90,6 +90,9 @@ pub struct Stats {
     pub members_refused_full: u64,
     pub outbox_dropped: u64,
     pub broadcasts_dropped: u64,
+    /// Updates refused because their incarnation or Lamport time is beyond what the member
+    /// could have reached ([`crate::config::INCARNATION_MAX`] and friends).
+    pub updates_out_of_bounds: u64,
 }
 
 /// A member as this node sees it.
@@ -1537,7 +1540,41 @@ impl Node {
         }
     }
 
+    /// Whether `u`'s incarnation or Lamport time is one its subject could have reached: below
+    /// the caps, and not far above what we know of it.
+    fn within_bounds(&self, u: &Update) -> bool {
+        use crate::config::{INCARNATION_JUMP_MAX, INCARNATION_MAX, LAMPORT_JUMP_MAX, LAMPORT_MAX};
+        match u {
+            Update::Alive {
+                name, incarnation, ..
+            }
+            | Update::Suspect {
+                name, incarnation, ..
+            }
+            | Update::Dead {
+                name, incarnation, ..
+            }
+            | Update::Left { name, incarnation } => {
+                let known = if *name == self.name {
+                    Some(self.incarnation)
+                } else {
+                    self.members.get(name).map(|m| m.incarnation)
+                };
+                *incarnation <= INCARNATION_MAX
+                    && known.is_none_or(|k| *incarnation <= k.saturating_add(INCARNATION_JUMP_MAX))
+            }
+            Update::State { lamport, .. } => {
+                *lamport <= LAMPORT_MAX
+                    && *lamport <= self.lamport.now().saturating_add(LAMPORT_JUMP_MAX)
+            }
+        }
+    }
+
     fn apply(&mut self, now: Instant, u: Update) {
+        if !self.within_bounds(&u) {
+            self.stats.updates_out_of_bounds += 1;
+            return;
+        }
         let subject = u.subject().to_string();
         self.apply_to_table(now, u);
         self.sync_hot(&subject);

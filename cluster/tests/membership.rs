@@ -463,3 +463,104 @@ fn a_healed_partition_merges_through_reconnects_without_rejoin_or_push_pull() {
         "within about one reconnect interval (10 s): {took:?}"
     );
 }
+
+/// A packet from `sender` (not a member) carrying `updates`, as a buggy or forging peer
+/// would send it.
+fn forged(sender: &str, updates: &[cluster::wire::Update]) -> Vec<u8> {
+    use cluster::wire::{encode_packet, encode_update, Envelope, Kind};
+    let env = Envelope {
+        kind: Kind::Packet,
+        cluster: Config::default().cluster_name,
+        sender_name: sender.to_string(),
+        sender_addr: "10.9.9.9:12345".to_string(),
+    };
+    let encoded: Vec<Vec<u8>> = updates.iter().map(encode_update).collect();
+    let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    encode_packet(&env, None, &refs)
+}
+
+#[test]
+fn incarnations_and_lamport_times_beyond_reach_are_refused_and_a_node_can_always_refute() {
+    use cluster::wire::Update;
+    let mut net = cluster(4, 17);
+    assert!(run_until(&mut net, Duration::from_secs(30), |net| {
+        (1..=4).all(|i| alive_names(net, i).len() == 4)
+    })
+    .is_some());
+    let inc2 = net.node(&addr(2)).unwrap().incarnation();
+    // A forged `left` about node-2 at u64::MAX, a suspicion of node-1 itself near the
+    // maximum, a jump of 2^40 over node-3's incarnation, and a state of node-4 at a Lamport
+    // time that would freeze every clock.
+    let lies = [
+        Update::Left {
+            name: name(2),
+            incarnation: u64::MAX,
+        },
+        Update::Suspect {
+            name: name(1),
+            incarnation: u64::MAX - 1,
+            from: "mallory".into(),
+        },
+        Update::Dead {
+            name: name(3),
+            incarnation: 1 << 40,
+            from: "mallory".into(),
+        },
+        Update::State {
+            name: name(4),
+            state: NodeState::Terminating,
+            lamport: u64::MAX,
+        },
+    ];
+    let clock = net.node(&addr(1)).unwrap().lamport_time();
+    net.with_node(&addr(1), |nd, now| {
+        nd.handle_packet(now, &forged("mallory", &lies)).unwrap()
+    });
+    let n1 = net.node(&addr(1)).unwrap();
+    assert_eq!(n1.stats().updates_out_of_bounds, 4);
+    assert_eq!(
+        n1.incarnation(),
+        0,
+        "node-1 did not refute a lie it refused"
+    );
+    assert!(n1.lamport_time() < clock + 10, "the clock did not jump");
+    net.run_for(Duration::from_secs(10));
+    for i in 1..=4 {
+        assert_eq!(
+            alive_names(&net, i).len(),
+            4,
+            "node-{i}: {:?}",
+            view(&net, i)
+        );
+        assert!(view(&net, i)
+            .iter()
+            .all(|(_, _, s)| *s == NodeState::Participant));
+    }
+
+    // A believable forged `left` (one above node-2's incarnation) is accepted, as it must be
+    // without authentication (cluster TLS is the defence), but node-2 refutes it and the
+    // others take it back.
+    net.with_node(&addr(1), |nd, now| {
+        let lie = Update::Left {
+            name: name(2),
+            incarnation: inc2 + 1,
+        };
+        nd.handle_packet(now, &forged("mallory", &[lie])).unwrap()
+    });
+    assert!(!alive_names(&net, 1).contains(&name(2)));
+    assert!(run_until(&mut net, Duration::from_secs(30), |net| {
+        (1..=4).all(|i| alive_names(net, i).len() == 4)
+    })
+    .is_some());
+    assert!(net.node(&addr(2)).unwrap().incarnation() > inc2 + 1);
+    // Clocks still move: a real state change spreads.
+    net.with_node(&addr(4), |nd, _| {
+        nd.set_state(NodeState::Terminating).unwrap()
+    });
+    assert!(run_until(&mut net, Duration::from_secs(30), |net| {
+        view(net, 1)
+            .iter()
+            .any(|(n, _, s)| *n == name(4) && *s == NodeState::Terminating)
+    })
+    .is_some());
+}
