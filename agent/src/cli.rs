@@ -202,6 +202,46 @@ pub struct RunArgs {
         hide_short_help = true
     )]
     pub leave_timeout: Duration,
+
+    /// Speak TLS on the cluster listener and to every peer (HTTP/2 over TLS, ALPN h2), with
+    /// mutual authentication: peers must present a certificate signed by --cluster.tls-ca-path
+    /// to use the cluster transport. /metrics, the page and the API are served over TLS too
+    /// and need no client certificate.
+    #[arg(long = "cluster.enable-tls", help_heading = "Cluster TLS", requires_all = ["tls_ca_path", "tls_cert_path", "tls_key_path"])]
+    pub enable_tls: bool,
+
+    /// PEM file with the CA that signs the cluster's node certificates.
+    #[arg(
+        long = "cluster.tls-ca-path",
+        value_name = "FILE",
+        help_heading = "Cluster TLS"
+    )]
+    pub tls_ca_path: Option<PathBuf>,
+
+    /// PEM file with this node's certificate (used as server and as client). Re-read when it
+    /// changes.
+    #[arg(
+        long = "cluster.tls-cert-path",
+        value_name = "FILE",
+        help_heading = "Cluster TLS"
+    )]
+    pub tls_cert_path: Option<PathBuf>,
+
+    /// PEM file with this node's private key. Re-read when it changes.
+    #[arg(
+        long = "cluster.tls-key-path",
+        value_name = "FILE",
+        help_heading = "Cluster TLS"
+    )]
+    pub tls_key_path: Option<PathBuf>,
+
+    /// The name peers' certificates must hold; by default the host of the address dialled.
+    #[arg(
+        long = "cluster.tls-server-name",
+        value_name = "NAME",
+        help_heading = "Cluster TLS"
+    )]
+    pub tls_server_name: Option<String>,
 }
 
 /// `--server.http.listen-addr`: an IP or a host name, and a port. `:port` means every

@@ -244,6 +244,44 @@ impl Collector for AgentCollector {
         )?;
         counter(
             &mut e,
+            "cluster_transport_rx_unauthenticated",
+            "Transport requests refused on the TLS listener because the client had no certificate signed by the cluster CA.",
+            load(&t.rx_unauthenticated),
+        )?;
+        if let Some(tls) = status.tls.get() {
+            counter(
+                &mut e,
+                "cluster_tls_handshakes_failed",
+                "TLS handshakes with the cluster listener or a peer that failed (unknown CA, bad certificate, timeout).",
+                load(&tls.handshakes_failed),
+            )?;
+            counter(
+                &mut e,
+                "cluster_tls_plaintext_mismatches",
+                "Connections refused because one side spoke plaintext (h2c) and the other TLS.",
+                load(&tls.plaintext_mismatches),
+            )?;
+            counter(
+                &mut e,
+                "cluster_tls_reloads",
+                "Times the cluster certificate files changed and were reloaded.",
+                load(&tls.reloads),
+            )?;
+            counter(
+                &mut e,
+                "cluster_tls_reload_errors",
+                "Times the cluster certificate files changed but could not be used (the previous ones stay).",
+                load(&tls.reload_errors),
+            )?;
+            gauge(
+                &mut e,
+                "cluster_tls_certificate_expiry_timestamp_seconds",
+                "When this node's cluster certificate expires (Unix time).",
+                load(&tls.cert_not_after) as i64,
+            )?;
+        }
+        counter(
+            &mut e,
             "cluster_transport_rx_packets_failed",
             "Total number of incoming packets rejected (too large, undecodable, node overloaded).",
             load(&t.rx_packets_failed),

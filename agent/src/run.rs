@@ -228,6 +228,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     } else {
         runtime::static_resolver(Vec::new())
     };
+    let cluster_tls = if args.enable_tls {
+        let files = runtime::TlsFiles {
+            ca: args.tls_ca_path.clone().unwrap_or_default(),
+            cert: args.tls_cert_path.clone().unwrap_or_default(),
+            key: args.tls_key_path.clone().unwrap_or_default(),
+            server_name: args.tls_server_name.clone(),
+        };
+        Some(runtime::ClusterTls::load(files).map_err(|e| err(format!("cluster TLS: {e}")))?)
+    } else {
+        None
+    };
+    opts.transport.tls = cluster_tls.clone();
     let (handle, mut driver) = runtime::start(TokioNet, opts)
         .map_err(|e| err(format!("cannot start the cluster node: {e}")))?;
     let status = Arc::new(Status::new(
@@ -243,6 +255,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         join_report,
         args.config_file.clone(),
     ));
+    if let Some(tls) = &cluster_tls {
+        let _ = status.tls.set(tls.stats.clone());
+    }
     {
         let mut cfg = status.config.lock().expect("config lock");
         cfg.sha256 = Some(first_hash);
@@ -265,10 +280,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         registry,
         reload: Box::new(move || reload_into(&reload_status, &reload_pipeline)),
     });
-    tokio::spawn(runtime::server::serve(
+    tokio::spawn(runtime::server::serve_tls(
         TokioNet,
         listener,
         http::router(http),
+        cluster_tls.clone(),
     ));
     tracing::info!(
         node = %node_name,
@@ -279,7 +295,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         cluster_name = %args.cluster_name,
         join = %status.join_addresses.join(","),
         rejoin_interval = ?rejoin_interval,
-        "agent started as a viewer; clustering page at http://{listen}/clustering"
+        "agent started as a viewer; clustering page at {}://{listen}/clustering",
+        if cluster_tls.is_some() { "https" } else { "http" }
     );
 
     // 3 and 4: watch the cluster until a signal.

@@ -116,6 +116,8 @@ pub struct Status {
     pub join_report: Arc<JoinReport>,
     pub phase: Mutex<Phase>,
     pub config: Mutex<ConfigStatus>,
+    /// Cluster TLS counters, with `--cluster.enable-tls`.
+    pub tls: std::sync::OnceLock<Arc<runtime::TlsStats>>,
 }
 
 impl std::fmt::Debug for Status {
@@ -149,6 +151,7 @@ impl Status {
                 path: config_path,
                 ..ConfigStatus::default()
             }),
+            tls: std::sync::OnceLock::new(),
         }
     }
 

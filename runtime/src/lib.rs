@@ -9,10 +9,12 @@
 pub mod driver;
 pub mod net;
 pub mod server;
+pub mod tls;
 pub mod transport;
 
 pub use driver::{
     start, static_resolver, ClusterHandle, ClusterView, JoinStatus, NodeOptions, Resolver,
 };
 pub use net::{Network, TokioNet, TurmoilNet};
+pub use tls::{ClusterTls, ConnInfo, TlsFiles, TlsStats};
 pub use transport::{Faults, TransportOptions, TransportStats, MESSAGE_PATH, STREAM_PATH};

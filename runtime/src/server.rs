@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::driver::{ClusterHandle, Cmd};
 use crate::net::Network;
+use crate::tls::{log_limited, ClusterTls, ConnInfo, HANDSHAKE_TIMEOUT};
 use crate::transport::{MESSAGE_PATH, STREAM_PATH};
 
 pub type Body = Full<Bytes>;
@@ -39,6 +40,18 @@ pub fn is_transport_path(path: &str) -> bool {
 
 /// Answer a request for one of the transport paths.
 pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) -> Response<Body> {
+    if let Some(info) = req.extensions().get::<ConnInfo>() {
+        if !info.may_use_transport() {
+            handle
+                .stats
+                .rx_unauthenticated
+                .fetch_add(1, Ordering::Relaxed);
+            return text(
+                StatusCode::FORBIDDEN,
+                "cluster TLS: the transport needs a client certificate signed by the cluster CA",
+            );
+        }
+    }
     if req.version() != Version::HTTP_2 {
         return text(
             StatusCode::HTTP_VERSION_NOT_SUPPORTED,
@@ -123,15 +136,34 @@ async fn push_pull(handle: &ClusterHandle, body: Bytes) -> Result<Vec<u8>, (Stat
 pub const CONNECTIONS_MAX: usize = 4096;
 
 /// Accept connections forever, serving HTTP/1.1 and h2c on each with `router`.
-pub async fn serve<N, F, Fut>(net: N, mut listener: N::Listener, router: F)
+pub async fn serve<N, F, Fut>(net: N, listener: N::Listener, router: F)
 where
     N: Network,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_tls(net, listener, router, None).await
+}
+
+/// [`serve`], over TLS when `tls` is set: every connection does a TLS handshake first (ALPN h2
+/// or http/1.1; the client's certificate is asked for and verified if given), and each
+/// request carries a [`ConnInfo`] extension saying what the connection proved. A plaintext
+/// client on a TLS listener, or a TLS client on a plaintext one, is refused with a warning.
+pub async fn serve_tls<N, F, Fut>(
+    net: N,
+    mut listener: N::Listener,
+    router: F,
+    tls: Option<Arc<ClusterTls>>,
+) where
+    N: Network,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let epoch = std::time::Instant::now();
+    let last_warn = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
-        let (stream, _peer) = match net.accept(&mut listener).await {
+        let (stream, peer) = match net.accept(&mut listener).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -148,27 +180,142 @@ where
             continue;
         };
         let router = router.clone();
+        let tls = tls.clone();
+        let last_warn = last_warn.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let svc = hyper::service::service_fn(move |req| {
-                let router = router.clone();
-                async move { Ok::<_, Infallible>(router(req).await) }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .auto_date_header(false)
-                .http2()
-                .timer(TokioTimer::new())
-                .auto_date_header(false)
-                .max_concurrent_streams(256)
-                .keep_alive_interval(std::time::Duration::from_secs(60))
-                .keep_alive_timeout(std::time::Duration::from_secs(20));
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let Some(tls) = tls else {
+                let mut stream = Prefixed::new(stream);
+                if stream.starts_with_tls().await {
+                    log_limited(&last_warn, epoch, || {
+                        tracing::warn!(%peer, "a TLS client connected to this plaintext listener; refused (is --cluster.enable-tls set on this node too?)");
+                    });
+                    return;
+                }
+                serve_conn(stream, router, ConnInfo::default()).await;
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => {
+                    let info = ConnInfo {
+                        tls: true,
+                        client_cert: s.get_ref().1.peer_certificates().is_some(),
+                    };
+                    serve_conn(s, router, info).await;
+                }
+                Ok(Err(e)) if crate::tls::is_plaintext_mismatch(&e) => {
+                    tls.stats
+                        .plaintext_mismatches
+                        .fetch_add(1, Ordering::Relaxed);
+                    log_limited(&last_warn, epoch, || {
+                        tracing::warn!(%peer, "a plaintext (h2c) client connected to this TLS listener; refused (is --cluster.enable-tls set on the peer?)");
+                    });
+                }
+                Ok(Err(e)) => {
+                    tls.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                    log_limited(&last_warn, epoch, || {
+                        tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                    });
+                }
+                Err(_) => {
+                    tls.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         });
+    }
+}
+
+/// Serves one connection with `router`, every request tagged with `info`.
+async fn serve_conn<S, F, Fut>(stream: S, router: F, info: ConnInfo)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        let router = router.clone();
+        req.extensions_mut().insert(info);
+        async move { Ok::<_, Infallible>(router(req).await) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .auto_date_header(false)
+        .http2()
+        .timer(TokioTimer::new())
+        .auto_date_header(false)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(std::time::Duration::from_secs(60))
+        .keep_alive_timeout(std::time::Duration::from_secs(20));
+    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A stream whose first byte has been read to tell a TLS ClientHello (0x16) from HTTP, and is
+/// given back on the first read.
+struct Prefixed<S> {
+    inner: S,
+    first: Option<u8>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> Prefixed<S> {
+    fn new(inner: S) -> Self {
+        Prefixed { inner, first: None }
+    }
+
+    /// Reads the first byte (waits at most [`HANDSHAKE_TIMEOUT`]); true if it opens a TLS
+    /// record.
+    async fn starts_with_tls(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut b = [0u8; 1];
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.inner.read(&mut b)).await {
+            Ok(Ok(1)) => {
+                self.first = Some(b[0]);
+                b[0] == 0x16
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(b) = self.first.take() {
+            buf.put_slice(&[b]);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

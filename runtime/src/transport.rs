@@ -43,6 +43,9 @@ pub struct TransportOptions {
     pub peer_queue_len: usize,
     /// Peers with a live worker; packets to further peers are dropped and counted.
     pub peers_max: usize,
+    /// Cluster TLS (`--cluster.enable-tls`): every connection to a peer is TLS with this
+    /// node's certificate; `None` is h2c.
+    pub tls: Option<Arc<crate::tls::ClusterTls>>,
 }
 
 impl Default for TransportOptions {
@@ -57,6 +60,7 @@ impl Default for TransportOptions {
             keepalive_timeout: Duration::from_secs(10),
             peer_queue_len: 128,
             peers_max: 16 * 1024,
+            tls: None,
         }
     }
 }
@@ -64,6 +68,8 @@ impl Default for TransportOptions {
 /// Transport counters (`cluster_transport_*`). Each event is counted once, where it happens.
 #[derive(Debug, Default)]
 pub struct TransportStats {
+    /// Transport requests refused on a TLS listener for lack of a client certificate.
+    pub rx_unauthenticated: AtomicU64,
     pub rx_packets: AtomicU64,
     pub rx_bytes: AtomicU64,
     pub rx_packets_failed: AtomicU64,
@@ -120,6 +126,70 @@ type Conn = Arc<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>>;
 struct Peer {
     queue: mpsc::Sender<Bytes>,
     conn: Conn,
+}
+
+/// A plaintext connection that fails with a clear error if the peer answers with a TLS record
+/// (an HTTP/2 server's first bytes are a SETTINGS frame, whose length never starts with 0x15
+/// or 0x16): the peer runs with `--cluster.enable-tls` and this node does not.
+struct TlsSniff<S> {
+    inner: S,
+    checked: bool,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for TlsSniff<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if !self.checked && buf.filled().len() > before {
+            self.checked = true;
+            if matches!(buf.filled()[before], 0x15 | 0x16) {
+                let msg = "the peer answered with TLS: it runs with --cluster.enable-tls, and this node must too";
+                warn_limited(msg);
+                return std::task::Poll::Ready(Err(std::io::Error::other(msg)));
+            }
+        }
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for TlsSniff<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A failed handshake with a peer, logged at most once every 10 s (per process).
+fn warn_limited(msg: &str) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    crate::tls::log_limited(
+        &LAST,
+        epoch,
+        || tracing::warn!(error = %msg, "cannot talk to a peer"),
+    );
 }
 
 /// Outgoing side: per-peer workers and connections.
@@ -278,16 +348,51 @@ impl<N: Network> Peers<N> {
                 .keep_alive_interval(opts.keepalive_interval)
                 .keep_alive_timeout(opts.keepalive_timeout)
                 .keep_alive_while_idle(true);
-            let (send, connection) = builder
-                .handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
             let peer = addr.to_string();
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(peer = %peer, error = %e, "connection closed");
+            let send = match &opts.tls {
+                None => {
+                    let stream = TlsSniff {
+                        inner: stream,
+                        checked: false,
+                    };
+                    let (send, connection) = builder.handshake(TokioIo::new(stream)).await.map_err(|e| {
+                        let msg = format!("HTTP/2 handshake with {addr}: {e} (if the peer runs with --cluster.enable-tls, this node must too)");
+                        warn_limited(&msg);
+                        msg
+                    })?;
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(peer = %peer, error = %e, "connection closed");
+                        }
+                    });
+                    send
                 }
-            });
+                Some(tls) => {
+                    let name = tls.server_name(addr)?;
+                    let connector = tokio_rustls::TlsConnector::from(tls.client_config());
+                    let stream = connector.connect(name, stream).await.map_err(|e| {
+                        let msg = if crate::tls::is_plaintext_mismatch(&e) {
+                            tls.stats.plaintext_mismatches.fetch_add(1, Ordering::Relaxed);
+                            format!("TLS handshake with {addr}: {e} (the peer does not speak TLS: is --cluster.enable-tls set on it?)")
+                        } else {
+                            tls.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                            format!("TLS handshake with {addr}: {e}")
+                        };
+                        warn_limited(&msg);
+                        msg
+                    })?;
+                    let (send, connection) = builder
+                        .handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(|e| format!("HTTP/2 handshake with {addr} over TLS: {e}"))?;
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(peer = %peer, error = %e, "connection closed");
+                        }
+                    });
+                    send
+                }
+            };
             Ok::<_, String>(send)
         };
         let send = tokio::time::timeout(opts.connect_timeout, connect)
