@@ -242,6 +242,16 @@ pub struct RunArgs {
         help_heading = "Cluster TLS"
     )]
     pub tls_server_name: Option<String>,
+
+    /// Bind node names to certificates: a peer may only send messages as a node name its
+    /// certificate holds (a DNS subject alternative name or the common name), so the holder
+    /// of node-a's certificate cannot speak as node-b.
+    #[arg(
+        long = "cluster.tls-bind-node-name",
+        help_heading = "Cluster TLS",
+        requires = "enable_tls"
+    )]
+    pub tls_bind_node_name: bool,
 }
 
 /// `--server.http.listen-addr`: an IP or a host name, and a port. `:port` means every

@@ -248,6 +248,12 @@ impl Collector for AgentCollector {
             "Transport requests refused on the TLS listener because the client had no certificate signed by the cluster CA.",
             load(&t.rx_unauthenticated),
         )?;
+        counter(
+            &mut e,
+            "cluster_transport_rx_identity_mismatches",
+            "Transport messages refused because their sender is not a name of the client's certificate (--cluster.tls-bind-node-name).",
+            load(&t.rx_identity_mismatches),
+        )?;
         if let Some(tls) = status.tls.get() {
             counter(
                 &mut e,

@@ -234,11 +234,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             cert: args.tls_cert_path.clone().unwrap_or_default(),
             key: args.tls_key_path.clone().unwrap_or_default(),
             server_name: args.tls_server_name.clone(),
+            bind_node_name: args.tls_bind_node_name,
         };
         Some(runtime::ClusterTls::load(files).map_err(|e| err(format!("cluster TLS: {e}")))?)
     } else {
         None
     };
+    if let Some(tls) = cluster_tls.as_ref().filter(|t| t.binds_node_name()) {
+        let names = tls.own_names();
+        if !names.iter().any(|n| *n == node_name) {
+            tracing::warn!(node = %node_name, certificate_names = ?names, "this node's certificate does not hold its node name: peers with --cluster.tls-bind-node-name will refuse its messages");
+        }
+    }
     opts.transport.tls = cluster_tls.clone();
     let (handle, mut driver) = runtime::start(TokioNet, opts)
         .map_err(|e| err(format!("cannot start the cluster node: {e}")))?;

@@ -270,3 +270,54 @@ fn mutual_tls_keeps_outsiders_out_and_certificates_rotate_without_restart() {
         },
     );
 }
+
+#[test]
+fn with_names_bound_to_certificates_a_valid_certificate_cannot_speak_as_another_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("cluster CA");
+    let ca_path = d.join("ca.pem");
+    ca.write(&ca_path);
+    for n in ["node-1", "node-2"] {
+        ca.node(d, n, 2040);
+    }
+    let t = Tls { ca: &ca_path };
+    let bound = |cert: &str| {
+        let mut f = tls_flags(d, cert, &ca_path);
+        f.push("--cluster.tls-bind-node-name".into());
+        f
+    };
+    let ports = free_ports(3);
+    let a = start("node-1", ports[0], bound("node-1"), None);
+    let b = start("node-2", ports[1], bound("node-2"), Some(ports[0]));
+    let agents = [a, b];
+    wait_for(
+        "two bound nodes form a cluster",
+        Duration::from_secs(30),
+        || {
+            agents
+                .iter()
+                .all(|a| names_in_state(&t.peers(a), "participant").len() == 2)
+        },
+    );
+    // node-2's certificate, used by a process that calls itself node-9.
+    let imposter = start("node-9", ports[2], bound("node-2"), Some(ports[0]));
+    wait_for(
+        "the imposter's messages are refused",
+        Duration::from_secs(20),
+        || {
+            sample(
+                &t.metrics(&agents[0]),
+                "cluster_transport_rx_identity_mismatches_total",
+            )
+            .unwrap_or(0.0)
+                >= 1.0
+        },
+    );
+    assert!(imposter.log_text().contains("does not hold its node name"));
+    std::thread::sleep(Duration::from_secs(2));
+    for a in &agents {
+        let names: Vec<String> = t.peers(a).into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["node-1", "node-2"], "{}", a.name);
+    }
+}

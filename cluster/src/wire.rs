@@ -716,19 +716,14 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<(Envelope, Body), WireEr
     Ok((env, body))
 }
 
-/// [`decode`], leaving a packet's updates in `bytes`.
-pub fn decode_ref(
-    bytes: &[u8],
-    max_bytes: usize,
-) -> Result<(Envelope, BodyOf<UpdateRef<'_>, MemberRecordRef<'_>>), WireError> {
-    if bytes.len() > max_bytes {
-        return Err(WireError::TooLarge {
-            len: bytes.len(),
-            max: max_bytes,
-        });
-    }
-    let mut r = Reader { buf: bytes, pos: 0 };
-    if r.remaining() < 2 || bytes[..2] != MAGIC {
+/// Only the envelope (kind, cluster and sender) of a message: what a transport needs to check
+/// who speaks before the node decodes the rest.
+pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, WireError> {
+    read_envelope(&mut Reader { buf: bytes, pos: 0 })
+}
+
+fn read_envelope(r: &mut Reader<'_>) -> Result<Envelope, WireError> {
+    if r.remaining() < 2 || r.buf[..2] != MAGIC {
         return Err(WireError::BadMagic);
     }
     r.pos = 2;
@@ -743,12 +738,28 @@ pub fn decode_ref(
         4 => Kind::Rejected,
         tag => return Err(WireError::BadTag { what: "kind", tag }),
     };
-    let env = Envelope {
+    Ok(Envelope {
         kind,
         cluster: r.str("cluster name")?,
         sender_name: r.str("sender name")?,
         sender_addr: r.str("sender address")?,
-    };
+    })
+}
+
+/// [`decode`], leaving a packet's updates in `bytes`.
+pub fn decode_ref(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<(Envelope, BodyOf<UpdateRef<'_>, MemberRecordRef<'_>>), WireError> {
+    if bytes.len() > max_bytes {
+        return Err(WireError::TooLarge {
+            len: bytes.len(),
+            max: max_bytes,
+        });
+    }
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let env = read_envelope(&mut r)?;
+    let kind = env.kind;
     let body = match kind {
         Kind::Packet => {
             let primary = match r.u8("primary tag")? {

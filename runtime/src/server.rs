@@ -40,7 +40,8 @@ pub fn is_transport_path(path: &str) -> bool {
 
 /// Answer a request for one of the transport paths.
 pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) -> Response<Body> {
-    if let Some(info) = req.extensions().get::<ConnInfo>() {
+    let info = req.extensions().get::<ConnInfo>().cloned();
+    if let Some(info) = &info {
         if !info.may_use_transport() {
             handle
                 .stats
@@ -80,6 +81,20 @@ pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) ->
             );
         }
     };
+    if let Some(info) = info.filter(|i| i.names.is_some()) {
+        let sender = cluster::wire::decode_envelope(&body).map(|e| e.sender_name);
+        let sender = sender.unwrap_or_default();
+        if !info.may_speak_as(&sender) {
+            handle
+                .stats
+                .rx_identity_mismatches
+                .fetch_add(1, Ordering::Relaxed);
+            return text(
+                StatusCode::FORBIDDEN,
+                format!("cluster TLS: this certificate may not speak as node {sender:?}"),
+            );
+        }
+    }
     if path == MESSAGE_PATH {
         let len = body.len() as u64;
         match handle.cmds.try_send(Cmd::Packet(body)) {
@@ -198,9 +213,18 @@ pub async fn serve_tls<N, F, Fut>(
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => {
+                    let certs = s.get_ref().1.peer_certificates();
+                    let names = tls.binds_node_name().then(|| {
+                        let names = certs
+                            .and_then(|c| c.first())
+                            .map(crate::tls::certificate_names)
+                            .unwrap_or_default();
+                        Arc::new(names)
+                    });
                     let info = ConnInfo {
                         tls: true,
-                        client_cert: s.get_ref().1.peer_certificates().is_some(),
+                        client_cert: certs.is_some(),
+                        names,
                     };
                     serve_conn(s, router, info).await;
                 }
@@ -235,7 +259,7 @@ where
 {
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let router = router.clone();
-        req.extensions_mut().insert(info);
+        req.extensions_mut().insert(info.clone());
         async move { Ok::<_, Infallible>(router(req).await) }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

@@ -37,15 +37,21 @@ pub struct TlsFiles {
     /// `--cluster.tls-server-name`: the name peers' certificates are verified against; by
     /// default the host of the address dialled.
     pub server_name: Option<String>,
+    /// `--cluster.tls-bind-node-name`: a peer may only speak as a node name its certificate
+    /// holds (a SAN DNS name or the common name).
+    pub bind_node_name: bool,
 }
 
 /// What the listener knows about a connection; put on every request it serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConnInfo {
     /// The connection is TLS (the listener runs with cluster TLS).
     pub tls: bool,
     /// The client presented a certificate the CA signed.
     pub client_cert: bool,
+    /// With `--cluster.tls-bind-node-name`: the names the client's certificate holds; only
+    /// these may appear as the sender of its messages.
+    pub names: Option<Arc<Vec<String>>>,
 }
 
 impl ConnInfo {
@@ -54,6 +60,33 @@ impl ConnInfo {
     pub fn may_use_transport(&self) -> bool {
         !self.tls || self.client_cert
     }
+
+    /// Whether the connection may send messages as node `sender`.
+    pub fn may_speak_as(&self, sender: &str) -> bool {
+        self.names
+            .as_ref()
+            .is_none_or(|n| n.iter().any(|x| x == sender))
+    }
+}
+
+/// The DNS names and common name of a DER certificate.
+pub fn certificate_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, c)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = c
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_string))
+        .collect();
+    if let Ok(Some(san)) = c.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                out.push(d.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Counters of refused connections and reloads (`cluster_tls_*` metrics).
@@ -63,8 +96,6 @@ pub struct TlsStats {
     pub handshakes_failed: AtomicU64,
     /// Clients that spoke plaintext (h2c) to the TLS listener, or TLS to a plaintext one.
     pub plaintext_mismatches: AtomicU64,
-    /// Transport requests refused for lack of a client certificate.
-    pub no_client_cert: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_errors: AtomicU64,
     /// The node certificate's expiry, Unix seconds (0 if unknown).
@@ -228,6 +259,23 @@ impl ClusterTls {
                 tracing::warn!(error = %e, "cluster TLS files changed but cannot be used; keeping the previous ones");
             }
         }
+    }
+
+    /// The names this node's own certificate holds.
+    pub fn own_names(&self) -> Vec<String> {
+        let Ok(pem) = std::fs::read(&self.files.cert) else {
+            return Vec::new();
+        };
+        CertificateDer::pem_slice_iter(&pem)
+            .next()
+            .and_then(|c| c.ok())
+            .map(|c| certificate_names(&c))
+            .unwrap_or_default()
+    }
+
+    /// Whether senders are bound to their certificate's names.
+    pub fn binds_node_name(&self) -> bool {
+        self.files.bind_node_name
     }
 
     pub fn server_config(&self) -> Arc<ServerConfig> {

@@ -70,6 +70,9 @@ impl Default for TransportOptions {
 pub struct TransportStats {
     /// Transport requests refused on a TLS listener for lack of a client certificate.
     pub rx_unauthenticated: AtomicU64,
+    /// Transport messages refused because the sender is not a name of the client's
+    /// certificate (`--cluster.tls-bind-node-name`).
+    pub rx_identity_mismatches: AtomicU64,
     pub rx_packets: AtomicU64,
     pub rx_bytes: AtomicU64,
     pub rx_packets_failed: AtomicU64,

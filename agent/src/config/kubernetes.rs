@@ -501,7 +501,10 @@ mod deploy_tests {
             .unwrap()
         };
         let discovered: Vec<crate::discovery::Target> = [
-            pod("agent-0", serde_json::json!({"prometheus.io/scrape": "true", "prometheus.io/port": "12345"})),
+            pod(
+                "agent-0",
+                serde_json::json!({"prometheus.io/scrape": "true", "prometheus.io/port": "12345"}),
+            ),
             pod("quiet", serde_json::json!({})),
         ]
         .iter()
