@@ -40,7 +40,14 @@ pub struct Http {
     pub registry: Registry,
     /// Re-reads the configuration file (`/-/reload`); `Err` carries the reason.
     pub reload: Box<dyn Fn() -> Result<String, String> + Send + Sync>,
+    /// `/-/reload`'s token bucket: tokens left and when it was last refilled.
+    pub reload_budget: std::sync::Mutex<(f64, Option<std::time::Instant>)>,
 }
+
+/// `/-/reload` may run [`RELOADS_BURST`] times in a row, then once per second; more get 429
+/// (a reload re-reads files and may restart components: a client in a loop must not keep the
+/// node busy, a person fixing a file and reloading again is never refused).
+pub const RELOADS_BURST: f64 = 5.0;
 
 /// One entry of `GET /api/v0/web/peers` (Grafana Agent's shape).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -161,6 +168,21 @@ async fn route(http: &Http, req: Request<Incoming>) -> Response<Body> {
     if path == "/-/reload" {
         if method != Method::POST && method != Method::GET {
             return text(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+        }
+        {
+            let mut b = http.reload_budget.lock().unwrap();
+            let now = std::time::Instant::now();
+            let refill =
+                b.1.map_or(RELOADS_BURST, |t| now.duration_since(t).as_secs_f64());
+            b.0 = (b.0 + refill).min(RELOADS_BURST);
+            b.1 = Some(now);
+            if b.0 < 1.0 {
+                return text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many reloads; at most one per second after a burst of 5",
+                );
+            }
+            b.0 -= 1.0;
         }
         return match (http.reload)() {
             Ok(msg) => text(StatusCode::OK, msg),

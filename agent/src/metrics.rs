@@ -250,6 +250,18 @@ impl Collector for AgentCollector {
         )?;
         counter(
             &mut e,
+            "cluster_server_connections_refused",
+            "Connections closed at accept: too many from one address, or in all.",
+            load(&status.server.connections_refused),
+        )?;
+        counter(
+            &mut e,
+            "cluster_server_messages_rate_limited",
+            "Cluster transport requests answered 429 because their address exceeded its messages-per-second budget.",
+            load(&status.server.messages_rate_limited),
+        )?;
+        counter(
+            &mut e,
             "cluster_transport_rx_identity_mismatches",
             "Transport messages refused because their sender is not a name of the client's certificate (--cluster.tls-bind-node-name).",
             load(&t.rx_identity_mismatches),

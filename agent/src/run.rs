@@ -286,12 +286,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         status: status.clone(),
         registry,
         reload: Box::new(move || reload_into(&reload_status, &reload_pipeline)),
+        reload_budget: std::sync::Mutex::new((0.0, None)),
     });
     tokio::spawn(runtime::server::serve_tls(
         TokioNet,
         listener,
         http::router(http),
         cluster_tls.clone(),
+        status.server.clone(),
     ));
     tracing::info!(
         node = %node_name,

@@ -118,6 +118,8 @@ pub struct Status {
     pub config: Mutex<ConfigStatus>,
     /// Cluster TLS counters, with `--cluster.enable-tls`.
     pub tls: std::sync::OnceLock<Arc<runtime::TlsStats>>,
+    /// What the listener refused (connections, rate-limited messages).
+    pub server: Arc<runtime::ServerStats>,
 }
 
 impl std::fmt::Debug for Status {
@@ -152,6 +154,7 @@ impl Status {
                 ..ConfigStatus::default()
             }),
             tls: std::sync::OnceLock::new(),
+            server: Arc::default(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! every request.
 
 pub mod driver;
+pub mod limits;
 pub mod net;
 pub mod server;
 pub mod tls;
@@ -15,6 +16,7 @@ pub mod transport;
 pub use driver::{
     start, static_resolver, ClusterHandle, ClusterView, JoinStatus, NodeOptions, Resolver,
 };
+pub use limits::ServerStats;
 pub use net::{Network, TokioNet, TurmoilNet};
 pub use tls::{ClusterTls, ConnInfo, TlsFiles, TlsStats};
 pub use transport::{Faults, TransportOptions, TransportStats, MESSAGE_PATH, STREAM_PATH};

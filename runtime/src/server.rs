@@ -18,6 +18,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::oneshot;
 
 use crate::driver::{ClusterHandle, Cmd};
+use crate::limits::{
+    ConnectionCounts, MessageBudget, ServerStats, CONNECTIONS_PER_ADDRESS_MAX, HEADER_READ_TIMEOUT,
+    HTTP1_BUFFER_MAX, HTTP2_HEADER_LIST_MAX, HTTP2_PENDING_RESETS_MAX,
+};
 use crate::net::Network;
 use crate::tls::{log_limited, ClusterTls, ConnInfo, HANDSHAKE_TIMEOUT};
 use crate::transport::{MESSAGE_PATH, STREAM_PATH};
@@ -157,7 +161,7 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    serve_tls(net, listener, router, None).await
+    serve_tls(net, listener, router, None, Arc::default()).await
 }
 
 /// [`serve`], over TLS when `tls` is set: every connection does a TLS handshake first (ALPN h2
@@ -169,12 +173,15 @@ pub async fn serve_tls<N, F, Fut>(
     mut listener: N::Listener,
     router: F,
     tls: Option<Arc<ClusterTls>>,
+    stats: Arc<ServerStats>,
 ) where
     N: Network,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let per_address = Arc::new(ConnectionCounts::default());
+    let budget = Arc::new(MessageBudget::default());
     let epoch = std::time::Instant::now();
     let last_warn = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
@@ -187,18 +194,34 @@ pub async fn serve_tls<N, F, Fut>(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                limit = CONNECTIONS_MAX,
-                "too many connections; closing a new one"
-            );
+            stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+            log_limited(&last_warn, epoch, || {
+                tracing::warn!(
+                    limit = CONNECTIONS_MAX,
+                    "too many connections; closing new ones"
+                );
+            });
             drop(stream);
             continue;
+        };
+        let Some(address_slot) = per_address.acquire(peer.ip()) else {
+            stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+            log_limited(&last_warn, epoch, || {
+                tracing::warn!(%peer, limit = CONNECTIONS_PER_ADDRESS_MAX, "too many connections from one address; closing new ones");
+            });
+            drop(stream);
+            continue;
+        };
+        let guard = Guard {
+            ip: peer.ip(),
+            budget: budget.clone(),
+            stats: stats.clone(),
         };
         let router = router.clone();
         let tls = tls.clone();
         let last_warn = last_warn.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let _slots = (slot, address_slot);
             let Some(tls) = tls else {
                 let mut stream = Prefixed::new(stream);
                 if stream.starts_with_tls().await {
@@ -207,7 +230,7 @@ pub async fn serve_tls<N, F, Fut>(
                     });
                     return;
                 }
-                serve_conn(stream, router, ConnInfo::default()).await;
+                serve_conn(stream, router, ConnInfo::default(), guard).await;
                 return;
             };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
@@ -226,7 +249,7 @@ pub async fn serve_tls<N, F, Fut>(
                         client_cert: certs.is_some(),
                         names,
                     };
-                    serve_conn(s, router, info).await;
+                    serve_conn(s, router, info, guard).await;
                 }
                 Ok(Err(e)) if crate::tls::is_plaintext_mismatch(&e) => {
                     tls.stats
@@ -250,26 +273,50 @@ pub async fn serve_tls<N, F, Fut>(
     }
 }
 
-/// Serves one connection with `router`, every request tagged with `info`.
-async fn serve_conn<S, F, Fut>(stream: S, router: F, info: ConnInfo)
+/// The per-connection share of the listener's limits: whose message budget requests draw
+/// from.
+struct Guard {
+    ip: std::net::IpAddr,
+    budget: Arc<MessageBudget>,
+    stats: Arc<ServerStats>,
+}
+
+/// Serves one connection with `router`, every request tagged with `info`; transport requests
+/// beyond the client address's budget get 429.
+async fn serve_conn<S, F, Fut>(stream: S, router: F, info: ConnInfo, guard: Guard)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    let guard = Arc::new(guard);
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let router = router.clone();
         req.extensions_mut().insert(info.clone());
-        async move { Ok::<_, Infallible>(router(req).await) }
+        let limited =
+            is_transport_path(req.uri().path()) && !guard.budget.allow(guard.ip, &guard.stats);
+        async move {
+            if limited {
+                return Ok::<_, Infallible>(text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many cluster messages from this address",
+                ));
+            }
+            Ok::<_, Infallible>(router(req).await)
+        }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .auto_date_header(false)
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(HTTP1_BUFFER_MAX)
         .http2()
         .timer(TokioTimer::new())
         .auto_date_header(false)
+        .max_header_list_size(HTTP2_HEADER_LIST_MAX)
+        .max_pending_accept_reset_streams(HTTP2_PENDING_RESETS_MAX)
         .max_concurrent_streams(256)
         .keep_alive_interval(std::time::Duration::from_secs(60))
         .keep_alive_timeout(std::time::Duration::from_secs(20));
