@@ -35,8 +35,12 @@ pub struct Config {
     pub discovery_relabels: Vec<DiscoveryRelabelConfig>,
     pub metric_relabels: Vec<MetricRelabelConfig>,
     pub remote_writes: Vec<RemoteWriteConfig>,
+    // Skipped when empty, so the configuration hash of a file without these components is
+    // the one earlier versions computed (no false configuration drift during an upgrade).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kubernetes_discoveries: Vec<KubernetesDiscoveryConfig>,
     /// `prometheus.operator.podmonitors` and `prometheus.operator.servicemonitors`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub operators: Vec<OperatorConfig>,
 }
 
