@@ -183,7 +183,8 @@ pub async fn serve_tls<N, F, Fut>(
     let per_address = Arc::new(ConnectionCounts::default());
     let budget = Arc::new(MessageBudget::default());
     let epoch = std::time::Instant::now();
-    let last_warn = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // One rate limit per kind of warning, so one kind of bad client cannot hide another.
+    let last_warn: Arc<[std::sync::atomic::AtomicU64; 4]> = Arc::default();
     loop {
         let (stream, peer) = match net.accept(&mut listener).await {
             Ok(v) => v,
@@ -195,7 +196,7 @@ pub async fn serve_tls<N, F, Fut>(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             stats.connections_refused.fetch_add(1, Ordering::Relaxed);
-            log_limited(&last_warn, epoch, || {
+            log_limited(&last_warn[0], epoch, || {
                 tracing::warn!(
                     limit = CONNECTIONS_MAX,
                     "too many connections; closing new ones"
@@ -206,7 +207,7 @@ pub async fn serve_tls<N, F, Fut>(
         };
         let Some(address_slot) = per_address.acquire(peer.ip()) else {
             stats.connections_refused.fetch_add(1, Ordering::Relaxed);
-            log_limited(&last_warn, epoch, || {
+            log_limited(&last_warn[0], epoch, || {
                 tracing::warn!(%peer, limit = CONNECTIONS_PER_ADDRESS_MAX, "too many connections from one address; closing new ones");
             });
             drop(stream);
@@ -225,7 +226,7 @@ pub async fn serve_tls<N, F, Fut>(
             let Some(tls) = tls else {
                 let mut stream = Prefixed::new(stream);
                 if stream.starts_with_tls().await {
-                    log_limited(&last_warn, epoch, || {
+                    log_limited(&last_warn[1], epoch, || {
                         tracing::warn!(%peer, "a TLS client connected to this plaintext listener; refused (is --cluster.enable-tls set on this node too?)");
                     });
                     return;
@@ -255,13 +256,13 @@ pub async fn serve_tls<N, F, Fut>(
                     tls.stats
                         .plaintext_mismatches
                         .fetch_add(1, Ordering::Relaxed);
-                    log_limited(&last_warn, epoch, || {
+                    log_limited(&last_warn[2], epoch, || {
                         tracing::warn!(%peer, "a plaintext (h2c) client connected to this TLS listener; refused (is --cluster.enable-tls set on the peer?)");
                     });
                 }
                 Ok(Err(e)) => {
                     tls.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
-                    log_limited(&last_warn, epoch, || {
+                    log_limited(&last_warn[3], epoch, || {
                         tracing::warn!(%peer, error = %e, "TLS handshake refused");
                     });
                 }
