@@ -24,3 +24,6 @@ cargo test --workspace --release --locked 2>&1
 echo "== scenario regression gate"
 # cargo test above built target/release/sim (the sim crate's integration tests need it).
 SIM_PREBUILT=1 bash ci/regress.sh
+
+echo "== fuzz smoke run (cargo-fuzz, 15 s per target; long runs: ci/fuzz.sh 900)"
+bash ci/fuzz.sh 15
