@@ -9,7 +9,7 @@ use super::client::{client_settings, Headers, CLIENT_ATTRS, CLIENT_BLOCKS};
 use super::duration::{format_duration, parse_bytes};
 use super::error::ConfigError;
 use super::eval::{RefCx, KIND_REMOTE_WRITE, KIND_SCRAPE};
-use super::fields::Fields;
+use super::fields::{Cx, Fields};
 use super::model::*;
 use super::syntax::{Block, ExprKind};
 
@@ -130,12 +130,7 @@ impl RefCx<'_> {
             }
         }
         c.client = client_settings(cx, block, &f, &what, Headers::ListValued("http_headers"))?;
-        if let Some(b) = f.single_block(cx, "clustering", &what)? {
-            let inner_what = format!("clustering block of {what}");
-            let cf = Fields::new(cx, &b.body, &inner_what, &["enabled"], &[])?;
-            let enabled = cf.required(cx, b, &inner_what, "enabled")?;
-            c.clustering_enabled = cx.bool(enabled)?;
-        }
+        c.clustering_enabled = clustering_block(cx, &f, &what)?;
         Ok(c)
     }
 
@@ -299,4 +294,15 @@ impl RefCx<'_> {
         }
         Ok(e)
     }
+}
+
+/// `clustering { enabled = BOOL }` of a scraping component (at most one; `enabled` required);
+/// false without the block.
+pub(super) fn clustering_block(cx: &Cx, f: &Fields, what: &str) -> Result<bool, ConfigError> {
+    let Some(b) = f.single_block(cx, "clustering", what)? else {
+        return Ok(false);
+    };
+    let inner_what = format!("clustering block of {what}");
+    let cf = Fields::new(cx, &b.body, &inner_what, &["enabled"], &[])?;
+    cx.bool(cf.required(cx, b, &inner_what, "enabled")?)
 }

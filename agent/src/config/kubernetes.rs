@@ -325,12 +325,7 @@ impl RefCx<'_> {
                 timeout = cx.positive_duration(e)?;
             }
         }
-        let mut clustering_enabled = false;
-        if let Some(b) = f.single_block(cx, "clustering", &what)? {
-            let w = format!("clustering block of {what}");
-            let cf = Fields::new(cx, &b.body, &w, &["enabled"], &[])?;
-            clustering_enabled = cx.bool(cf.required(cx, b, &w, "enabled")?)?;
-        }
+        let clustering_enabled = super::components::clustering_block(cx, &f, &what)?;
         Ok(OperatorConfig {
             name: name.to_string(),
             kind,

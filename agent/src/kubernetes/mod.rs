@@ -33,6 +33,32 @@ use watch::{merged, Counters, Slot, WatchSpec};
 /// A failed client setup (no in-cluster config, unreadable kubeconfig) is retried this often.
 const CLIENT_RETRY: Duration = Duration::from_secs(10);
 
+/// Runs `attempt` (building the API client) until it succeeds, every [`CLIENT_RETRY`]; each
+/// failure is logged, counted in `counters` and handed to `on_error`.
+pub async fn connect<T, Fut>(
+    id: &str,
+    counters: &Counters,
+    mut attempt: impl FnMut() -> Fut,
+    mut on_error: impl FnMut(String),
+) -> T
+where
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    loop {
+        match attempt().await {
+            Ok(t) => return t,
+            Err(e) => {
+                tracing::error!(component = %id, error = %e, "cannot reach the Kubernetes API; retrying");
+                counters
+                    .failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                on_error(e);
+                tokio::time::sleep(CLIENT_RETRY).await;
+            }
+        }
+    }
+}
+
 /// The namespaces to watch: `None` means all.
 pub fn namespaces(names: &[String], own: bool) -> Result<Option<Vec<String>>, String> {
     let mut out = names.to_vec();
@@ -284,20 +310,17 @@ impl KubernetesDiscovery {
                     message,
                 }];
             };
-            let (client, namespaces) = loop {
-                let ns = namespaces(&config.namespaces, config.own_namespace);
-                match (client::client(&config.api).await, ns) {
-                    (Ok(c), Ok(ns)) => break (c, ns),
-                    (Err(e), _) | (_, Err(e)) => {
-                        tracing::error!(component = %id, error = %e, "cannot reach the Kubernetes API; retrying");
-                        task_counters
-                            .failures
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        set_error(e);
-                        tokio::time::sleep(CLIENT_RETRY).await;
-                    }
-                }
-            };
+            let cfg = &config;
+            let (client, namespaces) = connect(
+                &id,
+                &task_counters,
+                move || async move {
+                    let ns = namespaces(&cfg.namespaces, cfg.own_namespace)?;
+                    Ok((client::client(&cfg.api).await?, ns))
+                },
+                set_error,
+            )
+            .await;
             task_errors.lock().unwrap().clear();
             let notify = Arc::new(Notify::new());
             let slots = start_watches(&config, &client, &namespaces, &notify, &task_counters);

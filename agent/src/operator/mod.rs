@@ -23,7 +23,7 @@ use tokio::sync::{watch as tokio_watch, Notify};
 use crate::config::{KubernetesRole, MonitorKind, OperatorConfig, KUBERNETES_DEBOUNCE};
 use crate::discovery::Target;
 use crate::kubernetes::watch::{self, merged, Counters, Slot, WatchSpec};
-use crate::kubernetes::{client, watch_kind, Slots};
+use crate::kubernetes::{client, connect, watch_kind, Slots};
 use configgen::Job;
 use monitor::Monitor;
 
@@ -121,19 +121,16 @@ impl OperatorDiscovery {
         let (task_counters, task_errors) = (counters.clone(), errors.clone());
         let task = tokio::spawn(async move {
             let id = op.id();
-            let client = loop {
-                match client::client(&op.api).await {
-                    Ok(c) => break c,
-                    Err(e) => {
-                        tracing::error!(component = %id, error = %e, "cannot reach the Kubernetes API; retrying");
-                        task_counters
-                            .failures
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        *task_errors.lock().unwrap() = vec![e];
-                        tokio::time::sleep(Duration::from_secs(10)).await;
-                    }
-                }
-            };
+            let client = connect(
+                &id,
+                &task_counters,
+                {
+                    let api = &op.api;
+                    move || client::client(api)
+                },
+                |e| *task_errors.lock().unwrap() = vec![e],
+            )
+            .await;
             let notify = Arc::new(Notify::new());
             let ar = api_resource(op.kind);
             let resource = match op.kind {
