@@ -314,9 +314,11 @@ prometheus.remote_write "other_ca" {{
     eprintln!("first samples arrived after {arrived:?}");
     // The rogue target's failed scrape (a TLS handshake that the other CA's server refuses)
     // can end after the good target's first batch was sent: wait for both `up` samples.
-    wait_for("up of both targets in the receiver", Duration::from_secs(30), || {
-        api.query("up{job=\"node\"}").len() >= 2
-    });
+    wait_for(
+        "up of both targets in the receiver",
+        Duration::from_secs(30),
+        || api.query("up{job=\"node\"}").len() >= 2,
+    );
     let up = api.query("up{job=\"node\"}");
     let up_of = |port: u16| {
         up.iter()

@@ -38,11 +38,13 @@ fn updates(n: usize) -> Vec<Vec<u8>> {
                     name,
                     incarnation: 3,
                     from: "agent-1".into(),
+                    refused: false,
                 },
                 2 => Update::Dead {
                     name,
                     incarnation: 4,
                     from: "agent-2".into(),
+                    refused: false,
                 },
                 3 => Update::Left {
                     name,

@@ -22,9 +22,17 @@ pub struct Config {
     pub probe_timeout: Duration,
     /// How many members are asked to probe indirectly (memberlist `IndirectChecks`: 3).
     pub indirect_checks: usize,
-    /// Suspicion timeout multiplier: min timeout = mult * max(1, log10(n)) * probe_interval
+    /// Suspicion timeout multiplier: min timeout = mult * max(1, log10(n)) * `suspicion_unit`
     /// (memberlist `SuspicionMult`: 4).
     pub suspicion_mult: u32,
+    /// The unit of the suspicion timeout. memberlist multiplies by its probe interval (1 s on
+    /// LAN); ours probes less often to keep idle traffic low, and what the timeout must cover
+    /// (the suspect hearing of it and its refutation spreading) does not depend on that.
+    pub suspicion_unit: Duration,
+    /// Members that check a suspicion raised by someone else at once (out of cycle), chosen by
+    /// a hash every node computes alike; also the confirmations that bring the suspicion timeout
+    /// down to its minimum (memberlist waits for `SuspicionMult - 2` natural probes instead).
+    pub verifiers: usize,
     /// Max suspicion timeout as a multiple of the min one, shrunk by confirmations (Lifeguard;
     /// memberlist `SuspicionMaxTimeoutMult`: 6).
     pub suspicion_max_timeout_mult: u32,
@@ -86,10 +94,12 @@ impl Default for Config {
         Config {
             cluster_name: String::new(),
             probe_interval: Duration::from_secs(2),
-            probe_timeout: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
             indirect_checks: 3,
-            suspicion_mult: 4,
-            suspicion_max_timeout_mult: 6,
+            suspicion_mult: 3,
+            suspicion_unit: Duration::from_secs(1),
+            verifiers: 3,
+            suspicion_max_timeout_mult: 4,
             retransmit_mult: 4,
             gossip_interval: Duration::from_millis(200),
             gossip_nodes: 3,
@@ -106,7 +116,7 @@ impl Default for Config {
             join_peers_max: 5,
             rejoin_interval: Some(Duration::from_secs(60)),
             join_retry_min: Duration::from_secs(1),
-            reconnect_interval: Some(Duration::from_secs(10)),
+            reconnect_interval: Some(Duration::from_secs(2)),
             digest_sync_interval: Some(Duration::from_secs(5)),
         }
     }
@@ -152,6 +162,9 @@ impl Config {
         Config {
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
+            suspicion_mult: 4,
+            suspicion_unit: Duration::from_secs(1),
+            suspicion_max_timeout_mult: 6,
             push_pull_interval: Duration::from_secs(30),
             ..Config::default()
         }
@@ -182,6 +195,9 @@ impl Config {
         }
         if self.suspicion_mult == 0 {
             return err("suspicion_mult", "must not be zero");
+        }
+        if self.suspicion_unit.is_zero() {
+            return err("suspicion_unit", "must not be zero");
         }
         if self.suspicion_max_timeout_mult == 0 {
             return err("suspicion_max_timeout_mult", "must not be zero");
@@ -234,7 +250,7 @@ impl Config {
     pub fn suspicion_timeouts(&self, n: usize) -> (Duration, Duration) {
         let node_scale = (n.max(1) as f64).log10().max(1.0);
         let min = self
-            .probe_interval
+            .suspicion_unit
             .mul_f64(self.suspicion_mult as f64 * node_scale);
         (min, min * self.suspicion_max_timeout_mult)
     }

@@ -22,7 +22,7 @@ pub mod time;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
-pub use membership::{Event, MemberView, Node, Stats, Transmit, TransmitKind};
+pub use membership::{Event, MemberView, Node, Stats, Transmit, TransmitKind, Unreachable};
 pub use state::NodeState;
 pub use time::Instant;
 pub use wire::{Rejection, Status, WireError, CONTENT_TYPE};

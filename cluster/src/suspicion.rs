@@ -1,8 +1,9 @@
 //! Lifeguard's suspicion timer: starts long and shrinks as independent members confirm.
 //!
 //! timeout(c) = max(min, max - (max - min) * ln(c + 1) / ln(k + 1)) for c confirmations out of
-//! k expected (memberlist's formula). This module only computes deadlines; `membership`
-//! decides what a suspicion means.
+//! k expected (memberlist's formula). It also keeps which accusers had a refused connection to
+//! the member (strong evidence, see `membership::probe`). This module only computes deadlines
+//! and counts; `membership` decides what a suspicion means.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub struct Suspicion {
     /// Members that suspected this one; the first accuser is in here but not counted.
     confirmers: BTreeSet<String>,
     confirmations: u32,
+    /// Accusers whose connection to the member was refused (at most
+    /// [`crate::membership::REFUSED_QUORUM`] kept).
+    refusers: BTreeSet<String>,
     /// Time added by the last-chance probe (see [`Suspicion::last_chance`]).
     extension: Duration,
 }
@@ -28,6 +32,7 @@ impl Suspicion {
     pub fn new(
         incarnation: u64,
         from: &str,
+        refused: bool,
         start: Instant,
         min: Duration,
         max: Duration,
@@ -35,7 +40,12 @@ impl Suspicion {
     ) -> Self {
         let mut confirmers = BTreeSet::new();
         confirmers.insert(from.to_string());
+        let mut refusers = BTreeSet::new();
+        if refused {
+            refusers.insert(from.to_string());
+        }
         Suspicion {
+            refusers,
             incarnation,
             start,
             min,
@@ -47,13 +57,23 @@ impl Suspicion {
         }
     }
 
-    /// Record an accusation by `from`; true if it is a new, independent one.
-    pub fn confirm(&mut self, from: &str) -> bool {
-        if self.confirmations >= self.k || !self.confirmers.insert(from.to_string()) {
-            return false;
+    /// Record an accusation by `from` (`refused`: its connection was refused); true if it is
+    /// news: a new independent confirmation, or a new refusal.
+    pub fn confirm(&mut self, from: &str, refused: bool) -> bool {
+        let quorum = crate::membership::REFUSED_QUORUM;
+        let new_refusal =
+            refused && self.refusers.len() < quorum && self.refusers.insert(from.to_string());
+        let new_confirmation =
+            self.confirmations < self.k && self.confirmers.insert(from.to_string());
+        if new_confirmation {
+            self.confirmations += 1;
         }
-        self.confirmations += 1;
-        true
+        new_refusal || new_confirmation
+    }
+
+    /// Distinct accusers whose connections were refused (capped at the quorum).
+    pub fn refusals(&self) -> usize {
+        self.refusers.len()
     }
 
     /// At the deadline, before declaring the member dead, probe it once more telling it that
@@ -96,15 +116,39 @@ mod tests {
     fn confirmations_shrink_the_timeout_down_to_the_minimum() {
         let min = Duration::from_secs(4);
         let max = Duration::from_secs(24);
-        let mut s = Suspicion::new(1, "a", Instant::ZERO, min, max, 2);
+        let mut s = Suspicion::new(1, "a", false, Instant::ZERO, min, max, 2);
         assert_eq!(s.deadline(), Instant::ZERO + max);
-        assert!(!s.confirm("a"), "the first accuser does not count twice");
-        assert!(s.confirm("b"));
+        assert!(
+            !s.confirm("a", false),
+            "the first accuser does not count twice"
+        );
+        assert!(s.confirm("b", false));
         let mid = s.deadline();
         assert!(mid < Instant::ZERO + max && mid > Instant::ZERO + min);
-        assert!(s.confirm("c"));
+        assert!(s.confirm("c", false));
         assert_eq!(s.deadline(), Instant::ZERO + min);
-        assert!(!s.confirm("d"), "no confirmations past k");
+        assert!(!s.confirm("d", false), "no confirmations past k");
+    }
+
+    #[test]
+    fn refusals_are_counted_once_per_accuser_up_to_the_quorum() {
+        let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
+        let mut s = Suspicion::new(1, "a", true, Instant::ZERO, min, max, 1);
+        assert_eq!(s.refusals(), 1);
+        assert!(
+            !s.confirm("a", true),
+            "the first accuser's refusal is already in"
+        );
+        // A timeout confirmation from b, then b's own refusal: both are news.
+        assert!(s.confirm("b", false));
+        assert_eq!(s.refusals(), 1);
+        assert!(s.confirm("b", true));
+        assert_eq!(s.refusals(), 2);
+        assert!(
+            !s.confirm("c", true),
+            "past the quorum and past k: nothing new"
+        );
+        assert_eq!(s.refusals(), crate::membership::REFUSED_QUORUM);
     }
 
     #[test]
@@ -112,6 +156,7 @@ mod tests {
         let s = Suspicion::new(
             0,
             "a",
+            false,
             Instant::from_millis(10),
             Duration::from_secs(1),
             Duration::from_secs(6),

@@ -3,6 +3,12 @@
 //! straight to the next delivery or timer. The core's tests and the simulator's `fast` engine
 //! both run on it.
 //!
+//! It reports to senders what a real transport would see ([`Unreachable`]): a request to an
+//! address whose process was killed is refused; a process that is killed closes the
+//! connections its peers held to it; a request across a partition, or to a host that lost
+//! power, gets no answer and times out. A node can also stall (its event loop starved): what
+//! arrives meanwhile waits, and is handled before its timers when it resumes.
+//!
 //! It owns delivery, faults and the clock of a simulated world. It must stay deterministic:
 //! one seed, ordered maps, no wall clock. It does not decide anything about membership.
 
@@ -12,7 +18,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::membership::{Event, Node, TransmitKind};
+use crate::membership::{Event, Node, TransmitKind, Unreachable};
 use crate::time::Instant;
 
 #[derive(Debug)]
@@ -31,11 +37,33 @@ enum Delivery {
         to: String,
         bytes: Vec<u8>,
     },
+    /// `why` is `None` when the exchange was dropped by fault injection (an error that says
+    /// nothing about the peer).
     PushPullFailed {
         client: String,
         peer: String,
-        reason: &'static str,
+        why: Option<Unreachable>,
     },
+    /// What the client's transport saw about `peer`.
+    Unreachable {
+        client: String,
+        peer: String,
+        why: Unreachable,
+    },
+}
+
+impl Delivery {
+    /// The node that handles this delivery.
+    fn recipient(&self) -> &str {
+        match self {
+            Delivery::Packet { to, .. }
+            | Delivery::PushPullRequest { to, .. }
+            | Delivery::PushPullResponse { to, .. } => to,
+            Delivery::PushPullFailed { client, .. } | Delivery::Unreachable { client, .. } => {
+                client
+            }
+        }
+    }
 }
 
 /// Counters of what the network did.
@@ -46,6 +74,14 @@ pub struct NetStats {
     pub dropped_loss: u64,
     pub dropped_partition: u64,
     pub dropped_dead: u64,
+    /// Requests refused (nothing listening at the address).
+    pub refused: u64,
+    /// Connections closed under their clients by a killed process.
+    pub closed: u64,
+    /// Requests that timed out (partition or powered-off host).
+    pub timed_out: u64,
+    /// Deliveries held back because their recipient was stalled.
+    pub stalled: u64,
 }
 
 /// The simulated world: nodes keyed by address.
@@ -64,6 +100,18 @@ pub struct SimNet {
     groups: BTreeMap<String, u64>,
     /// How long a client waits for an unanswered push/pull before giving up.
     pub request_timeout: Duration,
+    /// How long a client waits for an unanswered packet request (the runtime's 2 s).
+    pub packet_timeout: Duration,
+    /// Hosts that lost power: nothing answers, connections hang.
+    down: BTreeSet<String>,
+    /// Nodes whose event loop is stalled, until when.
+    stalled: BTreeMap<String, Instant>,
+    /// Open client connections, by server: who holds one to whom (interned addresses).
+    conns: BTreeMap<u32, BTreeSet<u32>>,
+    /// Interned ids by a hash of the address (looked up for every delivered message; the
+    /// map is never iterated, so its order cannot leak into a run).
+    ids: std::collections::HashMap<u64, u32>,
+    names: Vec<String>,
     pub stats: NetStats,
     events: Vec<(Instant, String, Event)>,
 }
@@ -82,6 +130,12 @@ impl SimNet {
             loss: 0.0,
             groups: BTreeMap::new(),
             request_timeout: Duration::from_secs(5),
+            packet_timeout: Duration::from_secs(2),
+            down: BTreeSet::new(),
+            stalled: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            ids: std::collections::HashMap::new(),
+            names: Vec::new(),
             stats: NetStats::default(),
             events: Vec::new(),
         }
@@ -128,11 +182,14 @@ impl SimNet {
         self.groups.clear();
     }
 
+    /// Whether `a` and `b` are on the same side of every partition.
+    fn same_side(&self, a: &str, b: &str) -> bool {
+        self.groups.get(a).copied().unwrap_or(0) == self.groups.get(b).copied().unwrap_or(0)
+    }
+
     /// Whether `a` and `b` are both up and on the same side of every partition.
     pub fn reachable(&self, a: &str, b: &str) -> bool {
-        self.nodes.contains_key(a)
-            && self.nodes.contains_key(b)
-            && self.groups.get(a).copied().unwrap_or(0) == self.groups.get(b).copied().unwrap_or(0)
+        self.nodes.contains_key(a) && self.nodes.contains_key(b) && self.same_side(a, b)
     }
 
     /// Add a running node (keyed by its advertised address).
@@ -142,16 +199,85 @@ impl SimNet {
             !self.nodes.contains_key(&addr),
             "address {addr} already has a running node"
         );
+        self.down.remove(&addr);
+        self.stalled.remove(&addr);
         self.nodes.insert(addr.clone(), node);
         self.after_touch(&addr);
     }
 
-    /// Stop a node abruptly; messages to it are lost. Returns it.
+    /// Kill a node's process: requests to its address are refused from now on, and every
+    /// peer that held a connection to it sees that connection close. Returns it.
     pub fn crash(&mut self, addr: &str) -> Option<Node> {
+        let node = self.remove(addr)?;
+        let id = self.id(addr);
+        let clients = self.conns.remove(&id).unwrap_or_default();
+        for c in clients {
+            let client = self.names[c as usize].clone();
+            if self.nodes.contains_key(&client) && self.same_side(&client, addr) {
+                self.stats.closed += 1;
+                let at = self.now + self.sample_latency();
+                self.schedule(
+                    at,
+                    Delivery::Unreachable {
+                        client,
+                        peer: addr.to_string(),
+                        why: Unreachable::Closed,
+                    },
+                );
+            }
+        }
+        Some(node)
+    }
+
+    /// The host at `addr` loses power: its node stops, nothing answers at the address (no
+    /// refusals, no closed connections; requests time out). [`SimNet::add`] brings it back.
+    pub fn power_off(&mut self, addr: &str) -> Option<Node> {
+        let node = self.remove(addr)?;
+        let id = self.id(addr);
+        self.conns.remove(&id);
+        self.down.insert(addr.to_string());
+        Some(node)
+    }
+
+    /// Starve the node at `addr` for `d`: it handles nothing (messages wait, timers are late),
+    /// then catches up, messages first.
+    pub fn stall(&mut self, addr: &str, d: Duration) {
+        if self.nodes.contains_key(addr) {
+            let until = self.now + d;
+            let t = self.stalled.entry(addr.to_string()).or_insert(until);
+            *t = (*t).max(until);
+        }
+    }
+
+    fn remove(&mut self, addr: &str) -> Option<Node> {
         if let Some(t) = self.wakeups.remove(addr) {
             self.timers.remove(&(t, addr.to_string()));
         }
+        self.stalled.remove(addr);
         self.nodes.remove(addr)
+    }
+
+    /// The interned id of an address.
+    fn id(&mut self, addr: &str) -> u32 {
+        let key = xxhash_rust::xxh64::xxh64(addr.as_bytes(), 0);
+        if let Some(&i) = self.ids.get(&key) {
+            assert_eq!(self.names[i as usize], addr, "address hash collision");
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(addr.to_string());
+        self.ids.insert(key, i);
+        i
+    }
+
+    /// `client` opened (or reused) a connection to `server`.
+    fn connected(&mut self, client: &str, server: &str) {
+        let (c, s) = (self.id(client), self.id(server));
+        self.conns.entry(s).or_default().insert(c);
+    }
+
+    fn stalled_until(&self, addr: &str) -> Option<Instant> {
+        self.stalled.get(addr).copied().filter(|t| *t > self.now)
     }
 
     pub fn node(&self, addr: &str) -> Option<&Node> {
@@ -221,6 +347,11 @@ impl SimNet {
             }
             self.timers.remove(&(t, addr.clone()));
             self.wakeups.remove(&addr);
+            if let Some(until) = self.stalled_until(&addr) {
+                self.wakeups.insert(addr.clone(), until);
+                self.timers.insert((until, addr));
+                continue;
+            }
             if let Some(n) = self.nodes.get_mut(&addr) {
                 n.handle_timeout(now);
             }
@@ -230,6 +361,12 @@ impl SimNet {
 
     fn deliver(&mut self, d: Delivery) {
         let now = self.now;
+        if let Some(until) = self.stalled_until(d.recipient()) {
+            // Waits in the socket until the node runs again (in arrival order).
+            self.stats.stalled += 1;
+            self.schedule(until, d);
+            return;
+        }
         match d {
             Delivery::Packet { to, bytes } => {
                 if let Some(n) = self.nodes.get_mut(&to) {
@@ -247,6 +384,7 @@ impl SimNet {
                 self.after_touch(&to);
                 match reply {
                     Some(bytes) if self.reachable(&from, &to) => {
+                        self.connected(&from, &to);
                         let at = now + self.sample_latency();
                         self.stats.messages_sent += 1;
                         self.stats.bytes_sent += bytes.len() as u64;
@@ -266,7 +404,7 @@ impl SimNet {
                             Delivery::PushPullFailed {
                                 client: from,
                                 peer: to,
-                                reason: "request timed out",
+                                why: Some(Unreachable::TimedOut),
                             },
                         );
                     }
@@ -278,13 +416,24 @@ impl SimNet {
                     self.after_touch(&to);
                 }
             }
-            Delivery::PushPullFailed {
-                client,
-                peer,
-                reason,
-            } => {
+            Delivery::PushPullFailed { client, peer, why } => {
                 if let Some(n) = self.nodes.get_mut(&client) {
-                    n.handle_push_pull_failed(self.now, &peer, reason);
+                    let reason = match why {
+                        Some(Unreachable::Refused) => "connection refused",
+                        Some(Unreachable::Closed) => "connection closed",
+                        Some(Unreachable::TimedOut) => "request timed out",
+                        None => "request dropped",
+                    };
+                    n.handle_push_pull_failed(now, &peer, reason);
+                    if let Some(why) = why {
+                        n.handle_unreachable(now, &peer, why);
+                    }
+                    self.after_touch(&client);
+                }
+            }
+            Delivery::Unreachable { client, peer, why } => {
+                if let Some(n) = self.nodes.get_mut(&client) {
+                    n.handle_unreachable(now, &peer, why);
                     self.after_touch(&client);
                 }
             }
@@ -323,7 +472,7 @@ impl SimNet {
             self.timers.remove(&(old, addr.to_string()));
         }
         if let Some(t) = next {
-            let t = t.max(now);
+            let t = t.max(now).max(self.stalled_until(addr).unwrap_or(now));
             self.wakeups.insert(addr.to_string(), t);
             self.timers.insert((t, addr.to_string()));
         }
@@ -334,11 +483,38 @@ impl SimNet {
             let reachable = self.reachable(addr, &t.to);
             match t.kind {
                 TransmitKind::Packet => {
+                    let partitioned = !self.same_side(addr, &t.to);
                     if lost {
+                        // Dropped by fault injection: the sender's transport gets an error
+                        // that says nothing about the peer.
                         self.stats.dropped_loss += 1;
-                    } else if !reachable {
+                    } else if partitioned || self.down.contains(&t.to) {
                         self.stats.dropped_partition += 1;
+                        self.stats.timed_out += 1;
+                        let at = now + self.packet_timeout;
+                        self.schedule(
+                            at,
+                            Delivery::Unreachable {
+                                client: addr.to_string(),
+                                peer: t.to,
+                                why: Unreachable::TimedOut,
+                            },
+                        );
+                    } else if !reachable {
+                        // Nothing listens there: refused after a round trip.
+                        self.stats.dropped_dead += 1;
+                        self.stats.refused += 1;
+                        let at = now + self.sample_latency() * 2;
+                        self.schedule(
+                            at,
+                            Delivery::Unreachable {
+                                client: addr.to_string(),
+                                peer: t.to,
+                                why: Unreachable::Refused,
+                            },
+                        );
                     } else {
+                        self.connected(addr, &t.to);
                         let at = now + self.sample_latency();
                         self.schedule(
                             at,
@@ -355,7 +531,10 @@ impl SimNet {
                     if lost || !reachable {
                         // Nobody listening (and no partition in the way): refused at once.
                         // Lost or partitioned: silence until the request times out.
-                        let refused = !lost && !partitioned && !self.nodes.contains_key(&t.to);
+                        let refused = !lost
+                            && !partitioned
+                            && !self.down.contains(&t.to)
+                            && !self.nodes.contains_key(&t.to);
                         if lost {
                             self.stats.dropped_loss += 1;
                         } else if partitioned {
@@ -363,17 +542,21 @@ impl SimNet {
                         } else {
                             self.stats.dropped_dead += 1;
                         }
-                        let (reason, at) = if refused {
-                            ("connection refused", now + self.sample_latency())
+                        let (why, at) = if refused {
+                            self.stats.refused += 1;
+                            (Some(Unreachable::Refused), now + self.sample_latency() * 2)
+                        } else if lost {
+                            (None, now + self.request_timeout)
                         } else {
-                            ("request timed out", now + self.request_timeout)
+                            self.stats.timed_out += 1;
+                            (Some(Unreachable::TimedOut), now + self.request_timeout)
                         };
                         self.schedule(
                             at,
                             Delivery::PushPullFailed {
                                 client: addr.to_string(),
                                 peer: t.to,
-                                reason,
+                                why,
                             },
                         );
                     } else {

@@ -103,15 +103,21 @@ pub enum Update {
         addr: String,
         incarnation: u64,
     },
+    /// `from` suspects `name` at `incarnation`. `refused`: the accuser's own evidence is that
+    /// nothing listens at the member's address (its connection was refused), which a live
+    /// member cannot cause; without it the evidence is a probe that went unanswered.
     Suspect {
         name: String,
         incarnation: u64,
         from: String,
+        refused: bool,
     },
+    /// `from` declared `name` dead at `incarnation`; `refused` as for [`Update::Suspect`].
     Dead {
         name: String,
         incarnation: u64,
         from: String,
+        refused: bool,
     },
     Left {
         name: String,
@@ -188,11 +194,13 @@ pub enum UpdateRef<'a> {
         name: &'a str,
         incarnation: u64,
         from: &'a str,
+        refused: bool,
     },
     Dead {
         name: &'a str,
         incarnation: u64,
         from: &'a str,
+        refused: bool,
     },
     Left {
         name: &'a str,
@@ -221,19 +229,23 @@ impl UpdateRef<'_> {
                 name,
                 incarnation,
                 from,
+                refused,
             } => Update::Suspect {
                 name: name.into(),
                 incarnation,
                 from: from.into(),
+                refused,
             },
             UpdateRef::Dead {
                 name,
                 incarnation,
                 from,
+                refused,
             } => Update::Dead {
                 name: name.into(),
                 incarnation,
                 from: from.into(),
+                refused,
             },
             UpdateRef::Left { name, incarnation } => Update::Left {
                 name: name.into(),
@@ -445,8 +457,11 @@ pub fn encode_update(u: &Update) -> Vec<u8> {
             name,
             incarnation,
             from,
+            refused,
         } => {
-            w.u8(2);
+            // Tags 6 and 7 carry the refused-connection evidence; the layout is the same, so
+            // the plain tags stay byte-identical to what earlier builds send.
+            w.u8(if *refused { 6 } else { 2 });
             w.str(name);
             w.varint(*incarnation);
             w.str(from);
@@ -455,8 +470,9 @@ pub fn encode_update(u: &Update) -> Vec<u8> {
             name,
             incarnation,
             from,
+            refused,
         } => {
-            w.u8(3);
+            w.u8(if *refused { 7 } else { 3 });
             w.str(name);
             w.varint(*incarnation);
             w.str(from);
@@ -670,15 +686,17 @@ impl<'a> Reader<'a> {
                 addr: self.str_ref("alive.addr")?,
                 incarnation: self.varint("alive.incarnation")?,
             },
-            2 => UpdateRef::Suspect {
+            2 | 6 => UpdateRef::Suspect {
                 name: self.str_ref("suspect.name")?,
                 incarnation: self.varint("suspect.incarnation")?,
                 from: self.str_ref("suspect.from")?,
+                refused: tag == 6,
             },
-            3 => UpdateRef::Dead {
+            3 | 7 => UpdateRef::Dead {
                 name: self.str_ref("dead.name")?,
                 incarnation: self.varint("dead.incarnation")?,
                 from: self.str_ref("dead.from")?,
+                refused: tag == 7,
             },
             4 => UpdateRef::Left {
                 name: self.str_ref("left.name")?,
@@ -886,11 +904,25 @@ mod tests {
                 name: "b".into(),
                 incarnation: 300,
                 from: "a".into(),
+                refused: false,
             },
             Update::Dead {
                 name: "c".into(),
                 incarnation: u64::MAX,
                 from: "a".into(),
+                refused: false,
+            },
+            Update::Suspect {
+                name: "b2".into(),
+                incarnation: 301,
+                from: "a".into(),
+                refused: true,
+            },
+            Update::Dead {
+                name: "c2".into(),
+                incarnation: 1,
+                from: "a".into(),
+                refused: true,
             },
             Update::Left {
                 name: "d".into(),

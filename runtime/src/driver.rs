@@ -15,11 +15,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use cluster::{
     Config, ConfigError, Event, Instant, MemberView, Node, NodeState, Status, TransmitKind,
+    Unreachable,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::net::Network;
 use crate::transport::{Faults, Peers, TransportOptions, TransportStats};
+
+/// Commands handled in one turn of the driver loop before its timers run; bounded so a flood
+/// of packets cannot starve the timers.
+const COMMANDS_PER_TURN_MAX: usize = 1024;
 
 /// Resolves the join addresses again at each (re)join: DNS names may point elsewhere by now.
 pub type Resolver =
@@ -128,8 +133,15 @@ pub(crate) enum Cmd {
     PushPull(Bytes, oneshot::Sender<Result<Vec<u8>, String>>),
     PushPullDone {
         to: String,
-        result: Result<Bytes, String>,
+        result: Result<Bytes, crate::transport::SendError>,
     },
+    /// The transport's evidence about a peer's address.
+    Unreachable {
+        addr: String,
+        why: Unreachable,
+    },
+    /// Stop handling anything for this long (a starved event loop; simulations only).
+    Stall(Duration),
     SetState(NodeState, oneshot::Sender<Result<(), String>>),
     Join(Vec<String>),
     SetSeeds(Vec<String>),
@@ -179,6 +191,13 @@ impl ClusterHandle {
         let _ = self.cmds.send(Cmd::Join(addrs)).await;
     }
 
+    /// Starve the node's event loop for `d`: it handles no message and no timer meanwhile (what
+    /// arrives waits in its queue), as a CPU-starved process does. For simulations.
+    #[doc(hidden)]
+    pub async fn stall(&self, d: Duration) {
+        let _ = self.cmds.send(Cmd::Stall(d)).await;
+    }
+
     /// Become terminating, announce `left`, and wait (at most `timeout`) until that news has
     /// been gossiped out. The driver task ends afterwards.
     pub async fn leave(&self, timeout: Duration) {
@@ -207,8 +226,23 @@ pub fn start<N: Network>(
     )?;
     let stats = Arc::new(TransportStats::default());
     let faults = Arc::new(Faults::new(opts.seed ^ 0xfa17));
-    let peers = Peers::new(net, opts.transport.clone(), stats.clone(), faults.clone());
     let (cmd_tx, cmd_rx) = mpsc::channel(opts.command_queue_len);
+    // Evidence about peers goes to the node through its command queue; when the queue is
+    // full it is dropped (the probe cycle still covers every member).
+    let evidence_tx = cmd_tx.clone();
+    let report: crate::transport::Reporter = Box::new(move |addr: &str, why: Unreachable| {
+        let _ = evidence_tx.try_send(Cmd::Unreachable {
+            addr: addr.to_string(),
+            why,
+        });
+    });
+    let peers = Peers::new(
+        net,
+        opts.transport.clone(),
+        stats.clone(),
+        faults.clone(),
+        report,
+    );
     let (events_tx, _) = broadcast::channel(256);
     let view = Arc::new(snapshot(&node, JoinStatus::Seed));
     let (view_tx, view_rx) = watch::channel(view);
@@ -312,10 +346,20 @@ impl<N: Network> Driver<N> {
             tokio::select! {
                 biased;
                 cmd = self.cmd_rx.recv() => match cmd {
+                    Some(Cmd::Stall(d)) => tokio::time::sleep(d).await,
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
                 _ = tokio::time::sleep_until(wake) => {}
+            }
+            // Whatever else has arrived is handled before the timers: after a stall, an ack
+            // waiting in the queue must count before its probe is judged failed.
+            for _ in 0..COMMANDS_PER_TURN_MAX {
+                match self.cmd_rx.try_recv() {
+                    Ok(Cmd::Stall(d)) => tokio::time::sleep(d).await,
+                    Ok(cmd) => self.command(cmd),
+                    Err(_) => break,
+                }
             }
             let now = self.now();
             if self.node.poll_timeout().is_some_and(|t| t <= now) {
@@ -373,8 +417,11 @@ impl<N: Network> Driver<N> {
                         tracing::warn!(peer = %to, error = %e, "bad push/pull answer");
                     }
                 }
-                Err(reason) => self.node.handle_push_pull_failed(now, &to, &reason),
+                // The transport reported what the failure says about the peer already.
+                Err(e) => self.node.handle_push_pull_failed(now, &to, &e.msg),
             },
+            Cmd::Unreachable { addr, why } => self.node.handle_unreachable(now, &addr, why),
+            Cmd::Stall(_) => {}
             Cmd::SetState(state, reply) => {
                 let _ = reply.send(self.node.set_state(state));
             }

@@ -318,9 +318,9 @@ where
         .auto_date_header(false)
         .max_header_list_size(HTTP2_HEADER_LIST_MAX)
         .max_pending_accept_reset_streams(HTTP2_PENDING_RESETS_MAX)
-        .max_concurrent_streams(256)
-        .keep_alive_interval(std::time::Duration::from_secs(60))
-        .keep_alive_timeout(std::time::Duration::from_secs(20));
+        // No HTTP/2 PINGs from the server: an idle cluster's traffic is its probes, and a
+        // client that vanished is found by TCP keep-alive (`net.rs`) without bytes of ours.
+        .max_concurrent_streams(256);
     if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }

@@ -4,8 +4,13 @@
 //! or dead peer only fills its own queue (ckit sends every packet from one worker; one stuck
 //! peer stalls everyone). Push/pull exchanges go to `POST /api/v1/ckit/transport/stream` as one
 //! request and one response, each bounded in size and time. Connections are h2c (prior
-//! knowledge) with HTTP/2 PING keep-alive, so a connection that went silent (a partition under
-//! turmoil, a dead host) is noticed and replaced.
+//! knowledge). A connection that went silent (a partition, a dead host) is noticed by the
+//! request timeouts and replaced; idle connections send nothing (no HTTP/2 PINGs: the idle
+//! cluster's traffic is its probes).
+//!
+//! What a request learns about the peer is reported to the node ([`cluster::Unreachable`]): a
+//! refused connection (nothing listens there), a connection the peer closed, a request that
+//! timed out. That is the failure detector's fastest evidence of a killed process.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -13,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cluster::Unreachable;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http2::SendRequest;
 use hyper::{Request, StatusCode};
@@ -22,6 +28,31 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
 
 use crate::net::Network;
+
+/// Where the transport reports what it saw about a peer's address.
+pub type Reporter = Box<dyn Fn(&str, Unreachable) + Send + Sync>;
+
+/// A request that did not get an answer, and what that says about the peer, if anything.
+#[derive(Debug, Clone)]
+pub struct SendError {
+    pub why: Option<Unreachable>,
+    pub msg: String,
+}
+
+impl SendError {
+    fn other(msg: impl Into<String>) -> Self {
+        SendError {
+            why: None,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
 
 pub const MESSAGE_PATH: &str = "/api/v1/ckit/transport/message";
 pub const STREAM_PATH: &str = "/api/v1/ckit/transport/stream";
@@ -54,8 +85,8 @@ impl Default for TransportOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(2),
             push_pull_timeout: Duration::from_secs(10),
-            // Idle connections are checked every 30 s (a PING frame costs 17 bytes each way);
-            // busy ones are covered by the request timeouts above.
+            // Only while requests are in flight (a long push/pull); idle connections send
+            // nothing, and a dead one is found by the next request's timeout.
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             peer_queue_len: 128,
@@ -180,6 +211,7 @@ pub struct Peers<N: Network> {
     peers: Mutex<BTreeMap<String, Peer>>,
     pub stats: Arc<TransportStats>,
     pub faults: Arc<Faults>,
+    report: Reporter,
 }
 
 impl<N: Network> Peers<N> {
@@ -188,6 +220,7 @@ impl<N: Network> Peers<N> {
         opts: TransportOptions,
         stats: Arc<TransportStats>,
         faults: Arc<Faults>,
+        report: Reporter,
     ) -> Arc<Self> {
         Arc::new(Peers {
             net,
@@ -195,7 +228,14 @@ impl<N: Network> Peers<N> {
             peers: Mutex::new(BTreeMap::new()),
             stats,
             faults,
+            report,
         })
+    }
+
+    fn report_failure(&self, addr: &str, e: &SendError) {
+        if let Some(why) = e.why {
+            (self.report)(addr, why);
+        }
     }
 
     fn conn_for(self: &Arc<Self>, to: &str) -> Option<(mpsc::Sender<Bytes>, Conn)> {
@@ -259,12 +299,14 @@ impl<N: Network> Peers<N> {
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %addr, error = %e, "packet not delivered");
                     self.stats.tx_packets_failed.fetch_add(1, Ordering::Relaxed);
+                    self.report_failure(&addr, &e);
                 }
                 Err(_) => {
                     tracing::debug!(peer = %addr, "packet timed out");
                     self.stats.tx_packets_failed.fetch_add(1, Ordering::Relaxed);
                     // A stalled connection is not reused.
                     *conn.lock().await = None;
+                    (self.report)(&addr, Unreachable::TimedOut);
                 }
             }
         }
@@ -276,9 +318,9 @@ impl<N: Network> Peers<N> {
         to: &str,
         payload: Vec<u8>,
         max_answer: usize,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Bytes, SendError> {
         let Some((_, conn)) = self.conn_for(to) else {
-            return Err("too many peers".into());
+            return Err(SendError::other("too many peers"));
         };
         self.stats.streams.fetch_add(1, Ordering::Relaxed);
         self.stats.streams_opened.fetch_add(1, Ordering::Relaxed);
@@ -292,23 +334,27 @@ impl<N: Network> Peers<N> {
             Ok(r) => r,
             Err(_) => {
                 *conn.lock().await = None;
-                Err(format!(
-                    "push/pull timed out after {:?}",
-                    self.opts.push_pull_timeout
-                ))
+                Err(SendError {
+                    why: Some(Unreachable::TimedOut),
+                    msg: format!(
+                        "push/pull timed out after {:?}",
+                        self.opts.push_pull_timeout
+                    ),
+                })
             }
         };
-        if r.is_err() {
+        if let Err(e) = &r {
             self.stats.streams_failed.fetch_add(1, Ordering::Relaxed);
+            self.report_failure(to, e);
         }
         r
     }
 
     async fn connection(
-        &self,
+        self: &Arc<Self>,
         addr: &str,
         conn: &Conn,
-    ) -> Result<SendRequest<Full<Bytes>>, String> {
+    ) -> Result<SendRequest<Full<Bytes>>, SendError> {
         let mut slot = conn.lock().await;
         if let Some(s) = slot.as_ref() {
             if !s.is_closed() {
@@ -318,18 +364,23 @@ impl<N: Network> Peers<N> {
         *slot = None;
         let opts = &self.opts;
         let connect = async {
-            let stream = self
-                .net
-                .connect(addr)
-                .await
-                .map_err(|e| format!("connect to {addr}: {e}"))?;
+            let stream = self.net.connect(addr).await.map_err(|e| SendError {
+                why: (e.kind() == std::io::ErrorKind::ConnectionRefused)
+                    .then_some(Unreachable::Refused),
+                msg: format!("connect to {addr}: {e}"),
+            })?;
             let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
             builder
                 .timer(TokioTimer::new())
                 .keep_alive_interval(opts.keepalive_interval)
                 .keep_alive_timeout(opts.keepalive_timeout)
-                .keep_alive_while_idle(true);
+                .keep_alive_while_idle(false);
             let peer = addr.to_string();
+            // The peer closing the connection (a process exits: its sockets close) is news
+            // for the failure detector; so is our own closing after a timeout, harmlessly
+            // (the member is checked at most once per probe interval).
+            let this = self.clone();
+            let closed = move |peer: &str| (this.report)(peer, Unreachable::Closed);
             let send = match &opts.tls {
                 None => {
                     let stream = TlsSniff {
@@ -339,17 +390,18 @@ impl<N: Network> Peers<N> {
                     let (send, connection) = builder.handshake(TokioIo::new(stream)).await.map_err(|e| {
                         let msg = format!("HTTP/2 handshake with {addr}: {e} (if the peer runs with --cluster.enable-tls, this node must too)");
                         warn_limited(&msg);
-                        msg
+                        SendError::other(msg)
                     })?;
                     tokio::spawn(async move {
                         if let Err(e) = connection.await {
                             tracing::debug!(peer = %peer, error = %e, "connection closed");
                         }
+                        closed(&peer);
                     });
                     send
                 }
                 Some(tls) => {
-                    let name = tls.server_name(addr)?;
+                    let name = tls.server_name(addr).map_err(SendError::other)?;
                     let connector = tokio_rustls::TlsConnector::from(tls.client_config());
                     let stream = connector.connect(name, stream).await.map_err(|e| {
                         let msg = if crate::tls::is_plaintext_mismatch(&e) {
@@ -360,70 +412,76 @@ impl<N: Network> Peers<N> {
                             format!("TLS handshake with {addr}: {e}")
                         };
                         warn_limited(&msg);
-                        msg
+                        SendError::other(msg)
                     })?;
-                    let (send, connection) = builder
-                        .handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(|e| format!("HTTP/2 handshake with {addr} over TLS: {e}"))?;
+                    let (send, connection) =
+                        builder.handshake(TokioIo::new(stream)).await.map_err(|e| {
+                            SendError::other(format!("HTTP/2 handshake with {addr} over TLS: {e}"))
+                        })?;
                     tokio::spawn(async move {
                         if let Err(e) = connection.await {
                             tracing::debug!(peer = %peer, error = %e, "connection closed");
                         }
+                        closed(&peer);
                     });
                     send
                 }
             };
-            Ok::<_, String>(send)
+            Ok::<_, SendError>(send)
         };
         let send = tokio::time::timeout(opts.connect_timeout, connect)
             .await
-            .map_err(|_| {
-                format!(
+            .map_err(|_| SendError {
+                why: Some(Unreachable::TimedOut),
+                msg: format!(
                     "connect to {addr} timed out after {:?}",
                     opts.connect_timeout
-                )
+                ),
             })??;
         *slot = Some(send.clone());
         Ok(send)
     }
 
     async fn request(
-        &self,
+        self: &Arc<Self>,
         addr: &str,
         conn: &Conn,
         path: &str,
         body: Bytes,
         max_answer: usize,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Bytes, SendError> {
         if self.faults.drop_this() {
             if path == STREAM_PATH {
                 // A lost exchange looks like a silent peer: the caller's timeout ends it.
                 tokio::time::sleep(self.opts.push_pull_timeout).await;
             }
-            return Err("dropped by fault injection".into());
+            return Err(SendError::other("dropped by fault injection"));
         }
         let mut send = self.connection(addr, conn).await?;
-        send.ready().await.map_err(|e| format!("{addr}: {e}"))?;
+        send.ready()
+            .await
+            .map_err(|e| SendError::other(format!("{addr}: {e}")))?;
         let req = Request::post(format!("http://{addr}{path}"))
             .version(hyper::Version::HTTP_2)
             .header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE)
             .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SendError::other(e.to_string()))?;
         let resp = send
             .send_request(req)
             .await
-            .map_err(|e| format!("{addr}: {e}"))?;
+            .map_err(|e| SendError::other(format!("{addr}: {e}")))?;
         let status = resp.status();
         let limit = max_answer.max(4096);
         let body = Limited::new(resp.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| format!("{addr}: reading answer: {e}"))?
+            .map_err(|e| SendError::other(format!("{addr}: reading answer: {e}")))?
             .to_bytes();
         if status != StatusCode::OK {
             let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return Err(format!("{addr} answered {status}: {text}"));
+            return Err(SendError::other(format!(
+                "{addr} answered {status}: {text}"
+            )));
         }
         Ok(body)
     }

@@ -460,16 +460,19 @@ fn scale(
             start: pick(|s| s.start_seen_ms),
             join: pick(|s| s.join_seen_ms),
             crash: pick(|s| s.crash_seen_ms),
+            loss: pick(|s| s.loss_seen_ms),
             samples,
         };
         let ms = |v: Option<u64>| v.map_or("never".to_string(), |v| format!("{v} ms"));
         println!(
-            "N={n:>5}: join seen by all p50 {} p99 {}; crash seen by all p50 {} p99 {} \
-             ({} seeds, {wall:.1}s wall, {:.0}x real time)",
+            "N={n:>5}: join seen by all p50 {} p99 {}; crash seen by all p50 {} p99 {}; \
+             silent loss seen by all p50 {} p99 {} ({} seeds, {wall:.1}s wall, {:.0}x real time)",
             ms(r.join.p50_ms),
             ms(r.join.p99_ms),
             ms(r.crash.p50_ms),
             ms(r.crash.p99_ms),
+            ms(r.loss.p50_ms),
+            ms(r.loss.p99_ms),
             seed_list.len(),
             simulated / wall.max(1e-9)
         );

@@ -481,6 +481,16 @@ pub struct FaultCounts {
     pub network_changes: u64,
     /// Messages (packets or requests) the network dropped.
     pub dropped_messages: u64,
+    /// `power_off` events (hosts gone silent); not in reports of runs without any.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub power_offs: u64,
+    /// `stall` events (starved event loops); not in reports of runs without any.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stalls: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FaultCounts {
@@ -490,6 +500,8 @@ impl FaultCounts {
             Action::Partition(_) => &mut self.partitions,
             Action::Heal => &mut self.heals,
             Action::Crash(_) => &mut self.crashes,
+            Action::PowerOff(_) => &mut self.power_offs,
+            Action::Stall { .. } => &mut self.stalls,
             Action::Restart(_) => &mut self.restarts,
             Action::Leave(_) => &mut self.leaves,
             Action::Join(_) => &mut self.joins,

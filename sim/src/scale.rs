@@ -1,12 +1,15 @@
 //! `sim scale`: how long membership news takes to reach every node as the cluster grows, on the
 //! fast engine, measured the way ANCHORS.md measured memberlist and ckit:
 //! - "join seen by all": from the last node's join until every node lists all N;
-//! - "crash seen by all": from an abrupt stop until every other node has dropped it.
+//! - "crash seen by all": from an abrupt stop until every other node has dropped it;
+//! - "silent loss seen by all": the same for a host that loses power (nothing answers: no
+//!   refused connection, no closed one; only timeouts tell).
 //!
 //! "Lists" means holds alive or suspect, as memberlist's `Members()` does. Each run starts N-1
 //! nodes at t=0 joining node-1, lets them settle until `JOIN_AT_S`, joins node-N, and crashes
-//! one other node (picked by the seed) `CRASH_AFTER_JOIN_S` later; both events fall at a
-//! seed-derived millisecond within their second ([`offsets_ms`]). Runs are observed every
+//! one other node (picked by the seed) `CRASH_AFTER_JOIN_S` later, and powers off a third one
+//! `LOSS_AFTER_CRASH_S` after that; the events fall at a seed-derived millisecond within their
+//! second ([`offsets_ms`]). Runs are observed every
 //! `resolution_ms` (default 50 ms) of simulated time, so the figures are exact to that step.
 //!
 //! This module owns the measurement, the per-size percentiles, the log-N fit, the report
@@ -30,8 +33,11 @@ use crate::scenario::{node_name, Scenario};
 pub const JOIN_AT_S: u64 = 60;
 /// When the victim crashes, after the join.
 pub const CRASH_AFTER_JOIN_S: u64 = 60;
-/// How long a crash may take to be seen by all before the run ends (a "never" beyond it).
-pub const CRASH_WINDOW_S: u64 = 240;
+/// When another node loses power, after the crash.
+pub const LOSS_AFTER_CRASH_S: u64 = 60;
+/// How long the silent loss may take to be seen by all before the run ends (a "never" beyond
+/// it). A crash not seen by all before the loss keeps being watched until the end.
+pub const LOSS_WINDOW_S: u64 = 120;
 /// Targets each node lists: ownership is not what is measured here; a few keep it cheap.
 const TARGETS: u32 = 10;
 /// Smallest and largest cluster measured.
@@ -55,19 +61,22 @@ pub fn scenario_for(nodes: u32, seed: u64) -> Scenario {
     let (join_offset, crash_offset) = offsets_ms(seed);
     let join_ms = JOIN_AT_S * 1000 + join_offset;
     let crash_ms = (JOIN_AT_S + CRASH_AFTER_JOIN_S) * 1000 + crash_offset;
+    let loss_ms = crash_ms - crash_offset + LOSS_AFTER_CRASH_S * 1000 + join_offset;
     let text = format!(
         "name = \"scale-{nodes}\"\n\
-         description = \"{first} nodes settle, node-{nodes} joins at {join_ms}ms, {victim} crashes at {crash_ms}ms\"\n\
+         description = \"{first} nodes settle, node-{nodes} joins at {join_ms}ms, {victim} crashes at {crash_ms}ms, {lost} powers off at {loss_ms}ms\"\n\
          engine = \"fast\"\n\
          seed = {seed}\n\
          duration = \"{end}s\"\n\
          [cluster]\nnodes = {first}\njoin = \"node-1\"\n\
          [targets]\ncount = {TARGETS}\n\
          [[event]]\nat = \"{join_ms}ms\"\njoin = \"node-{nodes}\"\n\
-         [[event]]\nat = \"{crash_ms}ms\"\ncrash = \"{victim}\"\n",
+         [[event]]\nat = \"{crash_ms}ms\"\ncrash = \"{victim}\"\n\
+         [[event]]\nat = \"{loss_ms}ms\"\npower_off = \"{lost}\"\n",
         first = nodes - 1,
         victim = victim(nodes, seed),
-        end = JOIN_AT_S + CRASH_AFTER_JOIN_S + 1 + CRASH_WINDOW_S,
+        lost = lost(nodes, seed),
+        end = JOIN_AT_S + CRASH_AFTER_JOIN_S + LOSS_AFTER_CRASH_S + 1 + LOSS_WINDOW_S,
     );
     Scenario::parse(&format!("scale-{nodes}.toml"), &text).expect("a valid generated scenario")
 }
@@ -76,6 +85,11 @@ pub fn scenario_for(nodes: u32, seed: u64) -> Scenario {
 /// the newcomer).
 pub fn victim(nodes: u32, seed: u64) -> String {
     node_name(2 + (seed % u64::from(nodes - 2)) as u32)
+}
+
+/// The node that loses power: the victim's successor among node-2 .. node-(N-1).
+pub fn lost(nodes: u32, seed: u64) -> String {
+    node_name(2 + ((seed + 1) % u64::from(nodes - 2)) as u32)
 }
 
 /// What one run measured.
@@ -89,6 +103,8 @@ pub struct Sample {
     pub join_seen_ms: Option<u64>,
     /// From the crash until every other node had dropped the victim; null if never.
     pub crash_seen_ms: Option<u64>,
+    /// From the power-off until every other node had dropped that node; null if never.
+    pub loss_seen_ms: Option<u64>,
 }
 
 /// An [`ObservationSink`] that times the start, the join and the crash.
@@ -96,8 +112,10 @@ struct Probe {
     nodes: usize,
     joiner: String,
     victim: String,
+    lost: String,
     join_at_ms: Option<u64>,
     crash_at_ms: Option<u64>,
+    loss_at_ms: Option<u64>,
     sample: Sample,
     /// Members listed (alive or suspect) per node, by view: recounted only when it changes.
     listed: BTreeMap<String, (View, usize)>,
@@ -122,6 +140,8 @@ impl ObservationSink for Probe {
             self.join_at_ms = Some(record.at_ms);
         } else if record.description == format!("crash {}", self.victim) {
             self.crash_at_ms = Some(record.at_ms);
+        } else if record.description == format!("power_off {}", self.lost) {
+            self.loss_at_ms = Some(record.at_ms);
         }
     }
 
@@ -150,11 +170,17 @@ impl ObservationSink for Probe {
                 }
             }
             (Some(_), Some(crash)) => {
-                let dropped = live
-                    .iter()
-                    .all(|n| n.member(&self.victim).is_none_or(|m| m.status.is_gone()));
-                if self.sample.crash_seen_ms.is_none() && dropped {
+                let dropped = |who: &str| {
+                    live.iter()
+                        .all(|n| n.member(who).is_none_or(|m| m.status.is_gone()))
+                };
+                if self.sample.crash_seen_ms.is_none() && dropped(&self.victim) {
                     self.sample.crash_seen_ms = Some(obs.at_ms - crash);
+                }
+                if let Some(loss) = self.loss_at_ms {
+                    if self.sample.loss_seen_ms.is_none() && dropped(&self.lost) {
+                        self.sample.loss_seen_ms = Some(obs.at_ms - loss);
+                    }
                 }
             }
         }
@@ -171,13 +197,16 @@ pub fn measure(nodes: u32, seed: u64, resolution_ms: u64) -> Result<Sample, Stri
         nodes: nodes as usize,
         joiner: node_name(nodes),
         victim: victim(nodes, seed),
+        lost: lost(nodes, seed),
         join_at_ms: None,
         crash_at_ms: None,
+        loss_at_ms: None,
         sample: Sample {
             seed,
             start_seen_ms: None,
             join_seen_ms: None,
             crash_seen_ms: None,
+            loss_seen_ms: None,
         },
         listed: BTreeMap::new(),
     };
@@ -228,6 +257,8 @@ pub struct SizeResult {
     pub start: Percentiles,
     pub join: Percentiles,
     pub crash: Percentiles,
+    /// Silent loss (power-off) seen by all.
+    pub loss: Percentiles,
     pub samples: Vec<Sample>,
 }
 
@@ -334,6 +365,7 @@ pub struct ScaleReport {
     pub sizes: Vec<SizeResult>,
     pub join_p50_fit: Option<LogFit>,
     pub crash_p50_fit: Option<LogFit>,
+    pub loss_p50_fit: Option<LogFit>,
     pub anchors: Vec<Anchor>,
 }
 
@@ -358,6 +390,7 @@ impl ScaleReport {
             suspicion_mult: c.suspicion_mult,
             join_p50_fit: fit(|s| s.join.p50_ms),
             crash_p50_fit: fit(|s| s.crash.p50_ms),
+            loss_p50_fit: fit(|s| s.loss.p50_ms),
             sizes,
             anchors: ANCHORS.to_vec(),
         }
@@ -380,8 +413,11 @@ impl ScaleReport {
             md,
             "Measured as ANCHORS.md measured memberlist: **join** = from the last node's join until \
              every node lists all N; **crash** = from an abrupt stop until every other node has \
-             dropped it (\"lists\" = alive or suspect). N-1 nodes start at t=0 joining node-1; \
-             node-N joins at {JOIN_AT_S} s; another node crashes {CRASH_AFTER_JOIN_S} s later. \
+             dropped it (\"lists\" = alive or suspect); **silent loss** = the same for a host \
+             that loses power (no refused or closed connection: only timeouts tell). N-1 nodes \
+             start at t=0 joining node-1; node-N joins at {JOIN_AT_S} s; another node crashes \
+             {CRASH_AFTER_JOIN_S} s later, and a third one loses power {LOSS_AFTER_CRASH_S} s \
+             after that. \
              Observed every {} ms of simulated time; {} seeds per size ({}..={}). Protocol: core \
              defaults (probe {} ms, probe timeout {} ms, gossip {} ms to {} nodes, suspicion \
              multiplier {}).\n",
@@ -397,21 +433,24 @@ impl ScaleReport {
         );
         let _ = writeln!(
             md,
-            "| N | start storm settled (p50) | join seen by all p50 | p99 | crash seen by all p50 | p99 | never (join / crash) |"
+            "| N | start storm settled (p50) | join seen by all p50 | p99 | crash seen by all p50 | p99 | silent loss seen by all p50 | p99 | never (join / crash / loss) |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
         for r in &self.sizes {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} / {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
                 r.nodes,
                 s(r.start.p50_ms),
                 s(r.join.p50_ms),
                 s(r.join.p99_ms),
                 s(r.crash.p50_ms),
                 s(r.crash.p99_ms),
+                s(r.loss.p50_ms),
+                s(r.loss.p99_ms),
                 r.join.never,
-                r.crash.never
+                r.crash.never,
+                r.loss.never
             );
         }
         let fit = |f: &Option<LogFit>| match f {
@@ -423,13 +462,14 @@ impl ScaleReport {
         };
         let _ = writeln!(md, "\nLeast-squares fit of the p50s against log10(N):\n");
         let _ = writeln!(md, "- join: {}", fit(&self.join_p50_fit));
-        let _ = writeln!(md, "- crash: {}\n", fit(&self.crash_p50_fit));
+        let _ = writeln!(md, "- crash: {}", fit(&self.crash_p50_fit));
+        let _ = writeln!(md, "- silent loss: {}\n", fit(&self.loss_p50_fit));
         let _ = writeln!(md, "## Next to memberlist and ckit (ANCHORS.md)\n");
         let _ = writeln!(
             md,
-            "| implementation | config | N | join seen by all | crash seen by all |"
+            "| implementation | config | N | join seen by all | crash seen by all | silent loss seen by all |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|");
         let mut at: Vec<u32> = self.anchors.iter().map(|a| a.nodes).collect();
         at.sort_unstable();
         at.dedup();
@@ -437,7 +477,7 @@ impl ScaleReport {
             for a in self.anchors.iter().filter(|a| a.nodes == n) {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | - |",
                     a.implementation,
                     a.config,
                     a.nodes,
@@ -448,14 +488,16 @@ impl ScaleReport {
             if let Some(r) = self.sizes.iter().find(|r| r.nodes == n) {
                 let _ = writeln!(
                     md,
-                    "| **ours** (fast engine, p50 / p99) | probe {} ms, timeout {} ms | {} | {} / {} | {} / {} |",
+                    "| **ours** (fast engine, p50 / p99) | probe {} ms, timeout {} ms | {} | {} / {} | {} / {} | {} / {} |",
                     self.probe_interval_ms,
                     self.probe_timeout_ms,
                     r.nodes,
                     s(r.join.p50_ms),
                     s(r.join.p99_ms),
                     s(r.crash.p50_ms),
-                    s(r.crash.p99_ms)
+                    s(r.crash.p99_ms),
+                    s(r.loss.p50_ms),
+                    s(r.loss.p99_ms)
                 );
             }
         }
@@ -464,8 +506,10 @@ impl ScaleReport {
             "\nThe anchors are wall-clock medians of real processes on loopback; ours are simulated \
              time on the fast engine (in-memory delivery at the default 1-5 ms latency, no HTTP/2), \
              which the agreement test holds within 2x of the turmoil engine's real transport on \
-             small clusters. Crash detection scales with the probe interval: ours (2 s) sits \
-             between memberlist LAN (1 s) and ckit (5 s).\n"
+             small clusters. memberlist and ckit learn of a crash only from probes that go \
+             unanswered (their crash is our silent loss); ours also uses what the transport sees \
+             when a process is killed (its connections close, its port refuses), which two \
+             members' refusals make final without a suspicion timer.\n"
         );
         let _ = writeln!(md, "![convergence vs cluster size](scale.svg)");
         md
@@ -501,14 +545,15 @@ pub fn render(report: &ScaleReport) -> Result<String, String> {
     let x_range = (f64::from(n_min) * 0.8)..(f64::from(n_max) * 1.25);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (960, 900)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (960, 1350)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let panels = root.split_evenly((2, 1));
+        let panels = root.split_evenly((3, 1));
         type Pick = fn(&SizeResult) -> &Percentiles;
-        type AnchorValue = fn(&Anchor) -> u64;
-        let specs: [(&str, Pick, AnchorValue); 2] = [
-            ("join seen by all", |s| &s.join, |a| a.join_seen_ms),
-            ("crash seen by all", |s| &s.crash, |a| a.crash_seen_ms),
+        type AnchorValue = fn(&Anchor) -> Option<u64>;
+        let specs: [(&str, Pick, AnchorValue); 3] = [
+            ("join seen by all", |s| &s.join, |a| Some(a.join_seen_ms)),
+            ("crash seen by all", |s| &s.crash, |a| Some(a.crash_seen_ms)),
+            ("silent loss seen by all", |s| &s.loss, |_| None),
         ];
         for (panel, (title, pick, anchor)) in panels.iter().zip(specs) {
             let ours_max = report
@@ -517,7 +562,7 @@ pub fn render(report: &ScaleReport) -> Result<String, String> {
                 .filter_map(|s| pick(s).p99_ms.or(pick(s).p50_ms))
                 .max()
                 .unwrap_or(0);
-            let anchors_max = report.anchors.iter().map(anchor).max().unwrap_or(0);
+            let anchors_max = report.anchors.iter().filter_map(anchor).max().unwrap_or(0);
             let y_max = (ours_max.max(anchors_max) as f64 / 1000.0 * 1.15).max(1.0);
             let mut chart = ChartBuilder::on(panel)
                 .caption(
@@ -568,8 +613,11 @@ pub fn render(report: &ScaleReport) -> Result<String, String> {
                     .anchors
                     .iter()
                     .filter(|a| a.implementation == implementation)
-                    .map(|a| (f64::from(a.nodes), anchor(a) as f64 / 1000.0))
+                    .filter_map(|a| anchor(a).map(|v| (f64::from(a.nodes), v as f64 / 1000.0)))
                     .collect();
+                if points.is_empty() {
+                    continue;
+                }
                 chart
                     .draw_series(
                         points

@@ -112,6 +112,8 @@ pub struct ProtocolOverrides {
     pub awareness_max_multiplier: Option<u32>,
     pub tombstone_ttl: Option<Duration>,
     pub join_peers_max: Option<u32>,
+    pub suspicion_unit: Option<Duration>,
+    pub verifiers: Option<u32>,
     /// Driver setting (Agent `--cluster.rejoin-interval`): how often a node re-joins its peers.
     pub rejoin_interval: Option<Duration>,
 }
@@ -155,8 +157,18 @@ pub enum Action {
     Partition(Vec<Vec<String>>),
     /// Every live node can reach every other again.
     Heal,
-    /// Abrupt stop: no leave message, state lost.
+    /// Abrupt stop: no leave message, state lost. The process is killed, the host stays up:
+    /// its port refuses connections and the connections peers held to it are closed.
     Crash(String),
+    /// The host loses power (or its network): the node stops, and nothing answers at its
+    /// address: no refusals, no closed connections, requests time out. `restart` brings it back.
+    PowerOff(String),
+    /// The node's event loop is starved for `duration` (a CPU-starved process): it handles
+    /// nothing meanwhile, then catches up on what arrived.
+    Stall {
+        node: String,
+        duration: Duration,
+    },
     /// Same name, fresh process state (a running node is stopped first).
     Restart(String),
     /// Graceful: terminating, then left, then the process stops.
@@ -179,6 +191,8 @@ impl Action {
             Action::Partition(_) => "partition",
             Action::Heal => "heal",
             Action::Crash(_) => "crash",
+            Action::PowerOff(_) => "power_off",
+            Action::Stall { .. } => "stall",
             Action::Restart(_) => "restart",
             Action::Leave(_) => "leave",
             Action::Join(_) => "join",
@@ -193,7 +207,11 @@ impl Action {
     pub fn is_membership_change(&self) -> bool {
         matches!(
             self,
-            Action::Crash(_) | Action::Restart(_) | Action::Leave(_) | Action::Join(_)
+            Action::Crash(_)
+                | Action::PowerOff(_)
+                | Action::Restart(_)
+                | Action::Leave(_)
+                | Action::Join(_)
         )
     }
 
@@ -208,6 +226,10 @@ impl Action {
             }
             Action::Heal => "heal".to_string(),
             Action::Crash(n) => format!("crash {n}"),
+            Action::PowerOff(n) => format!("power_off {n}"),
+            Action::Stall { node, duration } => {
+                format!("stall {node} for {}", format_duration(*duration))
+            }
             Action::Restart(n) => format!("restart {n}"),
             Action::Leave(n) => format!("leave {n}"),
             Action::Join(n) => format!("join {n}"),
@@ -335,6 +357,7 @@ const CLUSTER_DURATION_KEYS: &[&str] = &[
     "push_pull_interval",
     "tombstone_ttl",
     "rejoin_interval",
+    "suspicion_unit",
 ];
 const CLUSTER_COUNT_KEYS: &[&str] = &[
     "indirect_checks",
@@ -344,11 +367,14 @@ const CLUSTER_COUNT_KEYS: &[&str] = &[
     "gossip_nodes",
     "awareness_max_multiplier",
     "join_peers_max",
+    "verifiers",
 ];
 const ACTION_KEYS: &[&str] = &[
     "partition",
     "heal",
     "crash",
+    "power_off",
+    "stall",
     "restart",
     "leave",
     "join",
@@ -598,7 +624,12 @@ impl<'a> Parser<'a> {
                 counts.insert(k, self.integer(&f.key(k), v, 1, 1_000)? as u32);
             }
         }
-        for k in ["probe_interval", "probe_timeout", "gossip_interval"] {
+        for k in [
+            "probe_interval",
+            "probe_timeout",
+            "gossip_interval",
+            "suspicion_unit",
+        ] {
             if durations.get(k) == Some(&Duration::ZERO) {
                 return Err(self.err(f.key(k), "\"0s\": expected a positive interval"));
             }
@@ -632,6 +663,8 @@ impl<'a> Parser<'a> {
         p.gossip_nodes = counts.get("gossip_nodes").copied();
         p.awareness_max_multiplier = counts.get("awareness_max_multiplier").copied();
         p.join_peers_max = counts.get("join_peers_max").copied();
+        p.suspicion_unit = durations.get("suspicion_unit").copied();
+        p.verifiers = counts.get("verifiers").copied();
         Ok(ClusterSpec {
             nodes,
             join,
@@ -825,7 +858,7 @@ impl<'a> Parser<'a> {
                         ))
                     }
                 },
-                "crash" | "leave" => {
+                "crash" | "power_off" | "leave" => {
                     let node = self.known_node(&kp, value, &lives)?;
                     match lives[&node] {
                         Life::Running => {}
@@ -841,18 +874,19 @@ impl<'a> Parser<'a> {
                             ));
                         }
                     }
-                    let life = if key == "crash" {
-                        Life::Crashed(index)
-                    } else {
+                    let life = if key == "leave" {
                         Life::Left(index)
+                    } else {
+                        Life::Crashed(index)
                     };
                     lives.insert(node.clone(), life);
-                    if key == "crash" {
-                        Action::Crash(node)
-                    } else {
-                        Action::Leave(node)
+                    match key {
+                        "crash" => Action::Crash(node),
+                        "power_off" => Action::PowerOff(node),
+                        _ => Action::Leave(node),
                     }
                 }
+                "stall" => self.stall(&kp, value, &lives, at)?,
                 "restart" => {
                     let node = self.known_node(&kp, value, &lives)?;
                     lives.insert(node.clone(), Life::Running);
@@ -924,6 +958,41 @@ impl<'a> Parser<'a> {
             out.push(names);
         }
         Ok(out)
+    }
+
+    fn stall(
+        &self,
+        key: &str,
+        value: &toml::Value,
+        lives: &BTreeMap<String, Life>,
+        at: Duration,
+    ) -> Result<Action, ScenarioError> {
+        let example = "expected stall = { node = \"node-3\", for = \"1.5s\" }";
+        let toml::Value::Table(t) = value else {
+            return Err(self.err(key, format!("found {}: {example}", describe_value(value))));
+        };
+        let f = self.fields(key.to_string(), t, &["node", "for"])?;
+        let Some(node) = f.get("node") else {
+            return Err(self.err(f.key("node"), format!("missing: {example}")));
+        };
+        let node = self.known_node(&f.key("node"), node, lives)?;
+        if lives[&node] != Life::Running {
+            return Err(self.err(
+                f.key("node"),
+                format!(
+                    "{node} is not running at {}: expected a running node",
+                    format_duration(at)
+                ),
+            ));
+        }
+        let duration = match f.get("for") {
+            None => return Err(self.err(f.key("for"), format!("missing: {example}"))),
+            Some(v) => self.duration(&f.key("for"), v)?,
+        };
+        if duration.is_zero() {
+            return Err(self.err(f.key("for"), "\"0s\": expected a positive duration"));
+        }
+        Ok(Action::Stall { node, duration })
     }
 
     fn drift(

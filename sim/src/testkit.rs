@@ -328,7 +328,8 @@ fn apply(world: &mut World, action: &Action) {
     match action {
         Action::Partition(groups) => world.reachability = Reachability::Groups(groups.clone()),
         Action::Heal => world.heal(),
-        Action::Crash(n) => world.crash(n),
+        Action::Crash(n) | Action::PowerOff(n) => world.crash(n),
+        Action::Stall { .. } => {}
         Action::Restart(n) => world.restart(n),
         Action::Leave(n) => world.leave(n),
         Action::Join(n) => {

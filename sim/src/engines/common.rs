@@ -76,6 +76,12 @@ pub fn protocol_config(s: &Scenario) -> Config {
     if let Some(v) = p.tombstone_ttl {
         c.tombstone_ttl = v;
     }
+    if let Some(v) = p.suspicion_unit {
+        c.suspicion_unit = v;
+    }
+    if let Some(v) = p.verifiers {
+        c.verifiers = v as usize;
+    }
     if let Some(v) = p.join_peers_max {
         c.join_peers_max = v as usize;
     }

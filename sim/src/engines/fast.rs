@@ -140,6 +140,12 @@ impl World<'_> {
             Action::Crash(name) => {
                 self.net.crash(&common::addr_of(name));
             }
+            Action::PowerOff(name) => {
+                self.net.power_off(&common::addr_of(name));
+            }
+            Action::Stall { node, duration } => {
+                self.net.stall(&common::addr_of(node), *duration);
+            }
             Action::Restart(name) => {
                 self.net.crash(&common::addr_of(name));
                 if let Some(p) = self.procs.get_mut(name) {

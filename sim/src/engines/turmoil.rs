@@ -44,11 +44,16 @@ pub const NODES_MAX: usize = 64;
 enum Control {
     Leave,
     SetLoss(f64),
+    Stall(Duration),
 }
 
 #[derive(Default)]
 struct HostState {
     restarts: u32,
+    /// The node's process was killed while its host stays up: the host runs nothing, so its
+    /// port refuses connections (turmoil delivers nothing to a crashed host, which would look
+    /// like a host that lost power).
+    killed: bool,
     view: Option<Arc<ClusterView>>,
     control: Option<mpsc::UnboundedSender<Control>>,
     faults: Option<Arc<Faults>>,
@@ -104,6 +109,9 @@ fn add_host(sim: &mut turmoil::Sim<'_>, ctx: &Ctx, scenario: &Scenario, name: &s
         let (name, seeds, config, loss, shared) =
             (name.clone(), seeds.clone(), config.clone(), loss.clone(), shared.clone());
         async move {
+            if shared.lock().expect("shared")[&name].killed {
+                std::future::pending::<()>().await;
+            }
             let restarts = shared.lock().expect("shared")[&name].restarts;
             let listener = TurmoilNet
                 .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), common::PORT))
@@ -160,6 +168,7 @@ fn add_host(sim: &mut turmoil::Sim<'_>, ctx: &Ctx, scenario: &Scenario, name: &s
                             return Ok(());
                         }
                         Some(Control::SetLoss(p)) => handle.faults.set_loss(p),
+                        Some(Control::Stall(d)) => handle.stall(d).await,
                         None => return Ok(()),
                     },
                     r = watch.changed() => if r.is_err() { return Ok(()) },
@@ -169,11 +178,17 @@ fn add_host(sim: &mut turmoil::Sim<'_>, ctx: &Ctx, scenario: &Scenario, name: &s
     });
 }
 
-/// Cut every link between nodes on different sides; `None` repairs everything.
-fn apply_partition(sim: &mut turmoil::Sim<'_>, names: &[String], r: &Reachability) {
+/// Cut every link between nodes on different sides, and every link of a powered-off host;
+/// repair the others.
+fn apply_partition(
+    sim: &mut turmoil::Sim<'_>,
+    names: &[String],
+    r: &Reachability,
+    off: &std::collections::BTreeSet<String>,
+) {
     for (i, a) in names.iter().enumerate() {
         for b in &names[i + 1..] {
-            if r.can_reach(a, b) {
+            if r.can_reach(a, b) && !off.contains(a) && !off.contains(b) {
                 sim.repair(a.as_str(), b.as_str());
             } else {
                 sim.partition(a.as_str(), b.as_str());
@@ -224,6 +239,9 @@ impl Engine for TurmoilEngine {
             started.push(name);
         }
         let mut reachability = Reachability::Full;
+        // Hosts that lost power: crashed, and every link of theirs cut (so nothing answers,
+        // not even a refusal) until they restart.
+        let mut powered_off = std::collections::BTreeSet::new();
         let mut counters = Counters::default();
         let mut cache = OwnershipCache::default();
         let mut views: BTreeMap<String, (Arc<ClusterView>, View)> = BTreeMap::new();
@@ -257,20 +275,41 @@ impl Engine for TurmoilEngine {
                 match &e.action {
                     Action::Partition(_) | Action::Heal => {
                         reachability = reachability.after(&e.action).expect("partition or heal");
-                        apply_partition(&mut sim, &started, &reachability);
+                        apply_partition(&mut sim, &started, &reachability, &powered_off);
                     }
                     Action::Crash(n) => {
+                        if let Some(h) = ctx.shared.lock().expect("shared").get_mut(n) {
+                            h.bank();
+                            h.killed = true;
+                        }
+                        // Its tasks end (their connections close under their peers) and the
+                        // host comes back with no listener.
+                        sim.bounce(n.as_str());
+                    }
+                    Action::PowerOff(n) => {
                         sim.crash(n.as_str());
                         if let Some(h) = ctx.shared.lock().expect("shared").get_mut(n) {
                             h.bank();
                         }
+                        powered_off.insert(n.clone());
+                        apply_partition(&mut sim, &started, &reachability, &powered_off);
+                    }
+                    Action::Stall { node, duration } => {
+                        let s = ctx.shared.lock().expect("shared");
+                        if let Some(tx) = s.get(node).and_then(|h| h.control.as_ref()) {
+                            let _ = tx.send(Control::Stall(*duration));
+                        }
                     }
                     Action::Restart(n) => {
+                        if powered_off.remove(n) {
+                            apply_partition(&mut sim, &started, &reachability, &powered_off);
+                        }
                         {
                             let mut s = ctx.shared.lock().expect("shared");
                             let h = s.get_mut(n).expect("validated node");
                             h.bank();
                             h.restarts += 1;
+                            h.killed = false;
                         }
                         sim.bounce(n.as_str());
                     }
@@ -283,7 +322,7 @@ impl Engine for TurmoilEngine {
                     Action::Join(n) => {
                         add_host(&mut sim, &ctx, scenario, n);
                         started.push(n.clone());
-                        apply_partition(&mut sim, &started, &reachability);
+                        apply_partition(&mut sim, &started, &reachability, &powered_off);
                     }
                     Action::Targets { nodes, count } => {
                         for n in nodes {
