@@ -22,5 +22,6 @@ pub use manager::{ManagerOptions, ScrapeManager, SyncReport, CATCH_UP_WINDOW_DEF
 pub use sample::{
     is_stale_nan, stale_nan, Appender, Labels, Metadata, MetricType, Sample, STALE_NAN_BITS,
 };
+pub(crate) use scrape_loop::unix_ms;
 pub use scrape_loop::{Health, StopMode, TargetStatus};
 pub use target::ScrapeTarget;
