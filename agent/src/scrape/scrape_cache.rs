@@ -8,7 +8,8 @@
 //! - A body that fails to parse midway (or a sample with an invalid metric name or a repeated
 //!   label name) fails the scrape: nothing of it is kept but the staleness markers; the series
 //!   read before the error count as seen (no marker for them), and `scrape_samples_scraped`
-//!   is what was read, including a refused sample.
+//!   is what was read, including a refused sample. A series never stored (only ever seen in
+//!   failed scrapes) gets no staleness marker.
 //! - A sample more than 10 minutes in the future (out of bounds) or older than the newest
 //!   sample of its series from an earlier scrape (out of order) is dropped and the scrape goes
 //!   on; it counts in `scrape_samples_post_metric_relabeling`, not in `scrape_series_added`.
@@ -71,8 +72,9 @@ pub(crate) struct Scraped {
 pub(crate) struct SeriesState {
     /// By xxhash64 of the series text as written, checked against `text`.
     cache: PreHashedMap<CachedSeries>,
-    /// Series without explicit timestamps, by labels hash, with the scrape that last saw them.
-    previous: PreHashedMap<(Labels, u64)>,
+    /// Series without explicit timestamps, by labels hash, with the scrape that last saw
+    /// them and whether a sample of theirs was ever delivered.
+    previous: PreHashedMap<Tracked>,
     /// Scrapes so far (successful or not).
     generation: u64,
     /// Prometheus' cache iteration: advanced by successful scrapes of a non-empty body.
@@ -87,6 +89,15 @@ pub(crate) struct SeriesState {
     report: Option<[Labels; 5]>,
     /// Whether report series were written (and so get staleness markers at the end).
     reported: bool,
+}
+
+struct Tracked {
+    labels: Labels,
+    seen: u64,
+    /// Seen in a successful scrape. A series only ever seen in failed scrapes gets no
+    /// staleness marker: nothing of it was stored (in Prometheus' agent mode its series record
+    /// is rolled back, so its marker is never sent either).
+    stored: bool,
 }
 
 struct CachedSeries {
@@ -237,9 +248,16 @@ impl SeriesState {
             };
             if explicit.is_none() {
                 match self.previous.get_mut(&labels_hash) {
-                    Some(seen) => seen.1 = g,
+                    Some(t) => t.seen = g,
                     None => {
-                        self.previous.insert(labels_hash, (labels.clone(), g));
+                        self.previous.insert(
+                            labels_hash,
+                            Tracked {
+                                labels: labels.clone(),
+                                seen: g,
+                                stored: false,
+                            },
+                        );
                     }
                 }
             }
@@ -259,7 +277,7 @@ impl SeriesState {
                 }
             }
         }
-        self.mark_stale(ts_ms, &mut r.samples);
+        self.mark_stale(ts_ms, r.error.is_none(), &mut r.samples);
         if r.error.is_none() && !body.is_empty() {
             self.flush();
         } else {
@@ -273,23 +291,27 @@ impl SeriesState {
     pub(crate) fn failed(&mut self, ts_ms: i64) -> Vec<Sample> {
         self.generation += 1;
         let mut out = Vec::new();
-        self.mark_stale(ts_ms, &mut out);
+        self.mark_stale(ts_ms, false, &mut out);
         self.flush_if_grown();
         out
     }
 
-    /// Staleness markers for the series of the last scrape that this one did not see.
-    fn mark_stale(&mut self, ts_ms: i64, out: &mut Vec<Sample>) {
+    /// Staleness markers for the stored series of the last scrape that this one did not see;
+    /// with `success`, what this one saw is stored.
+    fn mark_stale(&mut self, ts_ms: i64, success: bool, out: &mut Vec<Sample>) {
         let g = self.generation;
-        self.previous.retain(|_, (labels, seen)| {
-            if *seen == g {
+        self.previous.retain(|_, t| {
+            if t.seen == g {
+                t.stored |= success;
                 return true;
             }
-            out.push(Sample {
-                labels: labels.clone(),
-                timestamp_ms: ts_ms,
-                value: stale_nan(),
-            });
+            if t.stored {
+                out.push(Sample {
+                    labels: t.labels.clone(),
+                    timestamp_ms: ts_ms,
+                    value: stale_nan(),
+                });
+            }
             false
         });
     }

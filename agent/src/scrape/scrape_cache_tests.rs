@@ -153,13 +153,13 @@ fn a_body_failing_midway_counts_what_it_read_and_keeps_those_series_fresh() {
     );
     assert_eq!(value_of(&out, "scrape_samples_scraped"), 2.0);
     assert!(!out.iter().any(|s| s.labels.name() == "a" && s.value == 1.0));
-    // `new` counts as seen: it gets a staleness marker when it is missing next time.
-    let (out, _) = scrape(&mut st, 3000, Some("a 1\n"));
-    assert_eq!(stale(&out), vec!["new"]);
+    // `new` counts as seen but was never stored: no staleness marker for it; `a` gets one.
+    let (out, _) = scrape(&mut st, 3000, Some("b 1\n"));
+    assert_eq!(stale(&out), vec!["a"]);
     assert_eq!(
         value_of(&out, "scrape_series_added"),
         0.0,
-        "`a` was cached before the failure"
+        "b is still cached: a failed scrape flushes nothing"
     );
 }
 

@@ -1,0 +1,225 @@
+//! Differential test: the agent's scraping against Prometheus itself (2.42, the OS package, in
+//! agent mode). Both scrape the same targets of ours — one per case in
+//! `scrape_differential/cases.rs`: the text format and OpenMetrics as the specifications and
+//! Prometheus' documented behaviour describe them, malformed bodies, content negotiation,
+//! gzip, redirects, statuses, `honor_labels`, `honor_timestamps`, `body_size_limit` — and each
+//! remote-writes to a receiver of ours that decodes every request. Every target serves each
+//! scraper the same sequence (3 good scrapes, then 503), so the two streams can be compared
+//! sample by sample: per case, every sample's labels, the scrape it belongs to (or its
+//! explicit timestamp) and its value bits — the five report series, staleness markers and
+//! counts included — and the metric metadata each sent. Cases marked as deliberate
+//! differences (documented in agent/README.md) are printed, not compared.
+//!
+//! A second test puts real Prometheus receivers behind both scrapers and targets whose samples
+//! a receiver would refuse next to a good one: every sample of the good target must be stored
+//! (Prometheus: all of them; the agent before this test existed: none).
+
+mod scrape_support;
+
+#[path = "scrape_differential/cases.rs"]
+mod cases;
+#[path = "scrape_differential/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use harness::*;
+use scrape_support::{free_port, installed, wait_http_ok, Process, PROMETHEUS};
+
+/// Bound on both scrapers having sent what the comparison needs.
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn prometheus_or_skip(test: &str) -> Option<std::path::PathBuf> {
+    let found = installed(PROMETHEUS, "prometheus");
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "{PROMETHEUS} is missing but CI is set: install it (apt-get install prometheus)"
+            );
+        }
+        eprintln!("SKIPPED {test}: {PROMETHEUS} is missing");
+    }
+    found
+}
+
+/// Prometheus 2.42 in agent mode with `config`.
+fn start_prometheus_agent(bin: &Path, dir: &Path, config: &str) -> Process {
+    let port = free_port();
+    let file = dir.join("prometheus-agent.yml");
+    std::fs::write(&file, config).unwrap();
+    let mut p = Process::spawn(
+        "prometheus (agent mode)",
+        bin,
+        &[
+            "--enable-feature=agent".into(),
+            format!("--config.file={}", file.display()),
+            format!(
+                "--storage.agent.path={}",
+                dir.join("prometheus-wal").display()
+            ),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        dir.join("prometheus-agent.log"),
+    );
+    wait_http_ok(&mut p, port, "/-/ready");
+    p
+}
+
+/// `agent run` with `config`.
+fn start_agent(dir: &Path, config: &str) -> Process {
+    let port = free_port();
+    let file = dir.join("agent.alloy");
+    std::fs::write(&file, config).unwrap();
+    let mut a = Process::spawn(
+        "agent",
+        Path::new(env!("CARGO_BIN_EXE_agent")),
+        &[
+            "run".into(),
+            "--cluster.node-name=differential".into(),
+            format!("--server.http.listen-addr=127.0.0.1:{port}"),
+            format!("--storage.path={}", dir.join("agent-data").display()),
+            file.display().to_string(),
+        ],
+        dir.join("agent.log"),
+    );
+    wait_http_ok(&mut a, port, "/-/ready");
+    a
+}
+
+#[test]
+fn scraping_matches_prometheus_sample_by_sample() {
+    let Some(bin) = prometheus_or_skip("scraping_matches_prometheus_sample_by_sample") else {
+        return;
+    };
+    let started = Instant::now();
+    let cases: &'static [cases::Case] = Box::leak(cases::cases().into_boxed_slice());
+    assert!(cases.len() >= 80, "table too small: {}", cases.len());
+    // Explicit timestamps sit 4 minutes ahead: after both scrapers' start (Prometheus never
+    // sends older ones) and within the 10 minutes it accepts ahead.
+    let base_ms = now_ms() + 4 * 60 * 1000;
+    let targets = Targets::start(cases, base_ms);
+    let (theirs, ours) = (Receiver::start(), Receiver::start());
+    let dir = tempfile::tempdir().unwrap();
+    let mut prom = start_prometheus_agent(
+        &bin,
+        dir.path(),
+        &prometheus_config(cases, &targets.addresses, theirs.port),
+    );
+    let mut agent = start_agent(
+        dir.path(),
+        &agent_config(cases, &targets.addresses, ours.port),
+    );
+
+    // Wait until both sent every case's compared scrapes, then for a metadata request sent
+    // after that (metadata goes out every 2 s).
+    let deadline = Instant::now() + SETTLE;
+    let complete = |r: &Receiver| {
+        let got = r.got.lock().unwrap();
+        cases
+            .iter()
+            .all(|c| case_samples(&got.samples, c.name).is_some())
+    };
+    let mut all_scraped: Option<Instant> = None;
+    loop {
+        prom.assert_running();
+        agent.assert_running();
+        if all_scraped.is_none() && complete(&theirs) && complete(&ours) {
+            all_scraped = Some(Instant::now());
+        }
+        if let Some(t) = all_scraped {
+            let after = |r: &Receiver| {
+                r.got
+                    .lock()
+                    .unwrap()
+                    .metadata_requests
+                    .iter()
+                    .any(|at| *at > t)
+            };
+            if after(&theirs) && after(&ours) {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<&str> = cases
+                .iter()
+                .filter(|c| {
+                    [&theirs, &ours]
+                        .iter()
+                        .any(|r| case_samples(&r.got.lock().unwrap().samples, c.name).is_none())
+                })
+                .map(|c| c.name)
+                .collect();
+            panic!(
+                "not everything arrived within {SETTLE:?}: cases {missing:?}, all scraped at {all_scraped:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(agent);
+    drop(prom);
+
+    let (t, o) = (theirs.got.lock().unwrap(), ours.got.lock().unwrap());
+    assert!(t.bad_requests.is_empty(), "{:?}", t.bad_requests);
+    assert!(o.bad_requests.is_empty(), "{:?}", o.bad_requests);
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    let (mut up_cases, mut down_cases) = (0, 0);
+    for c in cases {
+        let a = case_samples(&t.samples, c.name).unwrap();
+        let b = case_samples(&o.samples, c.name).unwrap();
+        let summary = format!("{:<42} up prometheus {} agent {}", c.name, ups(&a), ups(&b));
+        if let Some(why) = c.known_divergence {
+            eprintln!(
+                "NOTE {summary}: not compared ({why})\n{}",
+                diff(&a, &b).join("\n")
+            );
+            continue;
+        }
+        compared += 1;
+        match ups(&a).as_bytes().first() {
+            Some(b'1') => up_cases += 1,
+            _ => down_cases += 1,
+        }
+        let d = diff(&a, &b);
+        if d.is_empty() {
+            eprintln!("same {summary}");
+        } else {
+            failures.push(format!("DIFFERENT {summary}\n{}", d.join("\n")));
+        }
+    }
+    // The metadata each sent (every distinct entry, over all requests).
+    let only = |x: &harness::Received, y: &harness::Received| -> Vec<String> {
+        x.metadata
+            .difference(&y.metadata)
+            .map(|m| format!("{m:?}"))
+            .collect()
+    };
+    let (only_theirs, only_ours) = (only(&t, &o), only(&o, &t));
+    if !only_theirs.is_empty() || !only_ours.is_empty() {
+        failures.push(format!(
+            "METADATA differs\n  only Prometheus sent: {only_theirs:#?}\n  only the agent sent: {only_ours:#?}"
+        ));
+    }
+    eprintln!(
+        "scrape differential: {} cases, {compared} compared ({up_cases} up / {down_cases} down at the first scrape), {} metadata entries, {} failures, {:?}",
+        cases.len(),
+        t.metadata.len(),
+        failures.len(),
+        started.elapsed()
+    );
+    // The test proves both sides were exercised: targets up and down, metadata sent.
+    assert!(
+        up_cases >= 30 && down_cases >= 20,
+        "{up_cases} / {down_cases}"
+    );
+    assert!(t.metadata.len() >= 20, "metadata: {:?}", t.metadata);
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
