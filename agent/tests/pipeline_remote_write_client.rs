@@ -142,7 +142,7 @@ async fn batches_carry_protocol_headers_and_decode_to_the_samples_sent() {
             ("job".to_string(), "j".to_string())
         ]
     );
-    assert_eq!(series[1].samples, vec![(1_700_000_000_001, 1.0)]);
+    assert_eq!(series[1].samples, vec![(base_ms() + 1, 1.0)]);
     let snap = metrics.snapshot();
     assert_eq!(snap.samples_pending, 0);
     assert_eq!(snap.highest_sent_timestamp_ms, base_ms() + 2);

@@ -73,8 +73,8 @@ fn start_prometheus_agent(bin: &Path, dir: &Path, config: &str) -> Process {
     p
 }
 
-/// `agent run` with `config`.
-fn start_agent(dir: &Path, config: &str) -> Process {
+/// `agent run` with `config`; the process and its HTTP port.
+fn start_agent(dir: &Path, config: &str) -> (Process, u16) {
     let port = free_port();
     let file = dir.join("agent.alloy");
     std::fs::write(&file, config).unwrap();
@@ -91,7 +91,7 @@ fn start_agent(dir: &Path, config: &str) -> Process {
         dir.join("agent.log"),
     );
     wait_http_ok(&mut a, port, "/-/ready");
-    a
+    (a, port)
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn scraping_matches_prometheus_sample_by_sample() {
         dir.path(),
         &prometheus_config(cases, &targets.addresses, theirs.port),
     );
-    let mut agent = start_agent(
+    let (mut agent, _) = start_agent(
         dir.path(),
         &agent_config(cases, &targets.addresses, ours.port),
     );
@@ -222,4 +222,202 @@ fn scraping_matches_prometheus_sample_by_sample() {
     );
     assert!(t.metadata.len() >= 20, "metadata: {:?}", t.metadata);
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// Targets whose samples a receiver would refuse, next to a good one (see the module doc).
+fn data_loss_cases() -> Vec<cases::Case> {
+    use cases::{reply, Case, Job};
+    const TEXT: &str = "text/plain; version=0.0.4";
+    fn text(body: String) -> cases::Reply {
+        reply(200, TEXT, body)
+    }
+    vec![
+        Case {
+            name: "good",
+            job: Job::Default,
+            known_divergence: None,
+            serve: |r| {
+                text(format!(
+                    "# TYPE good_total counter\ngood_total{{path=\"/a\"}} {}\ngood_total{{path=\"/b\"}} {}\ngood_temperature 21\n",
+                    r.n,
+                    r.n * 2
+                ))
+            },
+        },
+        Case {
+            name: "ancient",
+            job: Job::Default,
+            known_divergence: None,
+            serve: |_| text("ancient 1 1000\nancient_fresh 1\n".into()),
+        },
+        Case {
+            name: "negative",
+            job: Job::Default,
+            known_divergence: None,
+            serve: |_| text("negative 1 -5\n".into()),
+        },
+        Case {
+            name: "backwards",
+            job: Job::Default,
+            known_divergence: None,
+            serve: |r| {
+                text(format!(
+                    "backwards {} {}\n",
+                    r.n,
+                    r.base_ms + [2000, 1000, 3000][r.n as usize % 3]
+                ))
+            },
+        },
+        Case {
+            name: "future",
+            job: Job::Default,
+            known_divergence: None,
+            serve: |r| text(format!("future 1 {}\n", r.base_ms + 30 * 60 * 1000)),
+        },
+        Case {
+            name: "om_negative",
+            job: Job::Default,
+            known_divergence: None,
+            serve: |_| {
+                reply(
+                    200,
+                    "application/openmetrics-text; version=1.0.0",
+                    "om_negative 1 -1.5\n# EOF\n",
+                )
+            },
+        },
+        // The same series from two targets (honor_labels), the second one's timestamps always
+        // older than the first one's last: only a receiver (or Prometheus' shared storage)
+        // can see the conflict. Which samples survive depends on the scrapers' phases.
+        Case {
+            name: "conflict_a",
+            job: Job::HonorLabels,
+            known_divergence: Some("which conflicting sample is stored depends on scrape phases"),
+            serve: |r| {
+                text(format!(
+                    "shared{{case=\"conflict\",job=\"conflict\",instance=\"x\"}} {} {}\n",
+                    r.n,
+                    r.base_ms + 1000 * r.n as i64 + 500
+                ))
+            },
+        },
+        Case {
+            name: "conflict_b",
+            job: Job::HonorLabels,
+            known_divergence: Some("which conflicting sample is stored depends on scrape phases"),
+            serve: |r| {
+                text(format!(
+                    "shared{{case=\"conflict\",job=\"conflict\",instance=\"x\"}} {} {}\n",
+                    100 + r.n,
+                    r.base_ms + 1000 * r.n as i64 - 2000
+                ))
+            },
+        },
+    ]
+}
+
+/// Every sample a Prometheus receiver stored (stale markers are not returned by range
+/// queries), as the comparison takes them.
+fn stored(port: u16, at_ms: i64) -> Vec<Sent> {
+    let q = scrape_support::percent_encode("{__name__!=\"\"}[20m]");
+    let path = format!("/api/v1/query?query={q}&time={}", at_ms as f64 / 1000.0);
+    let Some((200, body)) = scrape_support::http_get(port, &path) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut out = Vec::new();
+    for series in v["data"]["result"].as_array().into_iter().flatten() {
+        let mut labels: Vec<(String, String)> = series["metric"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+            .collect();
+        labels.sort();
+        for p in series["values"].as_array().into_iter().flatten() {
+            let ts = (p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64;
+            let value: f64 = p[1].as_str().unwrap_or("").parse().unwrap_or(f64::NAN);
+            out.push((labels.clone(), ts, value.to_bits()));
+        }
+    }
+    out
+}
+
+#[test]
+fn bad_samples_never_cost_good_ones_at_a_real_receiver() {
+    let Some(bin) = prometheus_or_skip("bad_samples_never_cost_good_ones_at_a_real_receiver")
+    else {
+        return;
+    };
+    let cases: &'static [cases::Case] = Box::leak(data_loss_cases().into_boxed_slice());
+    let base_ms = now_ms() + 60 * 1000;
+    let targets = Targets::start(cases, base_ms);
+    let dir = tempfile::tempdir().unwrap();
+    let (theirs_port, ours_port) = (free_port(), free_port());
+    let theirs_dir = dir.path().join("theirs");
+    let ours_dir = dir.path().join("ours");
+    std::fs::create_dir_all(&theirs_dir).unwrap();
+    std::fs::create_dir_all(&ours_dir).unwrap();
+    let mut theirs = scrape_support::start_receiver(&bin, &theirs_dir, theirs_port);
+    let mut ours = scrape_support::start_receiver(&bin, &ours_dir, ours_port);
+    wait_http_ok(&mut theirs, theirs_port, "/-/ready");
+    wait_http_ok(&mut ours, ours_port, "/-/ready");
+    let mut prom = start_prometheus_agent(
+        &bin,
+        &theirs_dir,
+        &prometheus_config(cases, &targets.addresses, theirs_port),
+    );
+    let (mut agent, agent_port) = start_agent(
+        &ours_dir,
+        &agent_config(cases, &targets.addresses, ours_port),
+    );
+    let query_at = base_ms + 10 * 60 * 1000;
+    let deadline = Instant::now() + SETTLE;
+    let (a, b) = loop {
+        prom.assert_running();
+        agent.assert_running();
+        let (a, b) = (stored(theirs_port, query_at), stored(ours_port, query_at));
+        let done = |s: &[Sent]| cases.iter().all(|c| case_samples(s, c.name).is_some());
+        if done(&a) && done(&b) {
+            break (a, b);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the receivers did not get {} scrapes of every target within {SETTLE:?}",
+            SCRAPES + 1
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // The receiver refused the conflicting samples the agent sent (Prometheus' shared storage
+    // drops them before sending), and the agent isolated them: the rest of their requests
+    // was stored, the good target's samples included.
+    let metrics = scrape_support::http_get(agent_port, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let refused =
+        scrape_support::metric_sum(&metrics, "prometheus_remote_storage_samples_failed_total");
+    assert!(
+        refused >= 1.0,
+        "no sample was refused: the test proves nothing\n{metrics}"
+    );
+    eprintln!("the receiver refused {refused} of the agent's samples");
+    let mut failures = Vec::new();
+    for c in cases {
+        let (x, y) = (
+            case_samples(&a, c.name).unwrap(),
+            case_samples(&b, c.name).unwrap(),
+        );
+        eprintln!("{:<12} up prometheus {} agent {}", c.name, ups(&x), ups(&y));
+        if c.known_divergence.is_none() && x != y {
+            failures.push(format!("{}:\n{}", c.name, diff(&x, &y).join("\n")));
+        }
+    }
+    // Every good sample is stored: 3 series x 3 good scrapes, and the 5 report series x 4.
+    let good = case_samples(&b, "good").unwrap();
+    assert_eq!(
+        good.len(),
+        3 * SCRAPES as usize + 5 * (SCRAPES as usize + 1),
+        "{good:#?}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -154,7 +154,7 @@ fn a_body_failing_midway_counts_what_it_read_and_keeps_those_series_fresh() {
     assert_eq!(value_of(&out, "scrape_samples_scraped"), 2.0);
     assert!(!out.iter().any(|s| s.labels.name() == "a" && s.value == 1.0));
     // `new` counts as seen but was never stored: no staleness marker for it; `a` gets one.
-    let (out, _) = scrape(&mut st, 3000, Some("b 1\n"));
+    let (out, _) = scrape(&mut st, 3000, Some("b{x=\"1\"} 1\n"));
     assert_eq!(stale(&out), vec!["a"]);
     assert_eq!(
         value_of(&out, "scrape_series_added"),
