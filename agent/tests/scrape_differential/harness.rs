@@ -204,8 +204,13 @@ async fn receive(req: Request<hyper::body::Incoming>, got: &Mutex<Received>) -> 
 }
 
 /// Prometheus' configuration: a job per [`Job`] listing its cases' targets (with a `case`
-/// label), remote write to `receiver_port`.
-pub fn prometheus_config(cases: &[Case], addresses: &[String], receiver_port: u16) -> String {
+/// label), remote write to `receiver_port` (partial batches after `deadline`, e.g. `1s`).
+pub fn prometheus_config(
+    cases: &[Case],
+    addresses: &[String],
+    receiver_port: u16,
+    deadline: &str,
+) -> String {
     let mut s =
         String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
     for job in Job::ALL {
@@ -223,14 +228,19 @@ pub fn prometheus_config(cases: &[Case], addresses: &[String], receiver_port: u1
     }
     s.push_str(&format!(
         "remote_write:\n  - url: http://127.0.0.1:{receiver_port}/api/v1/write\n    \
-         queue_config: {{batch_send_deadline: 1s, max_backoff: 1s}}\n    \
+         queue_config: {{batch_send_deadline: {deadline}, max_backoff: 1s}}\n    \
          metadata_config: {{send_interval: 2s}}\n"
     ));
     s
 }
 
 /// The agent's configuration (Alloy syntax), the same jobs as [`prometheus_config`].
-pub fn agent_config(cases: &[Case], addresses: &[String], receiver_port: u16) -> String {
+pub fn agent_config(
+    cases: &[Case],
+    addresses: &[String],
+    receiver_port: u16,
+    deadline: &str,
+) -> String {
     let mut s = String::new();
     for job in Job::ALL {
         let targets: Vec<String> = cases
@@ -254,7 +264,7 @@ pub fn agent_config(cases: &[Case], addresses: &[String], receiver_port: u16) ->
     }
     s.push_str(&format!(
         "prometheus.remote_write \"out\" {{\n  endpoint {{\n    url = \"http://127.0.0.1:{receiver_port}/api/v1/write\"\n    \
-         queue_config {{\n      batch_send_deadline = \"1s\"\n      max_backoff = \"1s\"\n    }}\n    \
+         queue_config {{\n      batch_send_deadline = \"{deadline}\"\n      max_backoff = \"1s\"\n    }}\n    \
          metadata_config {{ send_interval = \"2s\" }}\n  }}\n}}\n"
     ));
     s
