@@ -396,6 +396,17 @@ pub(crate) fn unescape(s: &[u8], quote: bool) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// A help text as written, checked to be UTF-8 and unescaped (`\"` too where `quote` is set:
+/// OpenMetrics unescapes help texts like label values, the text format does not).
+pub(crate) fn help_text(text: &[u8], quote: bool) -> Result<Cow<'_, str>, String> {
+    std::str::from_utf8(text).map_err(|_| "help text is not a valid UTF-8 string".to_string())?;
+    // Unescaping removes ASCII bytes only, so UTF-8 stays UTF-8.
+    Ok(match unescape(text, quote) {
+        Cow::Borrowed(t) => String::from_utf8_lossy(t),
+        Cow::Owned(t) => Cow::Owned(String::from_utf8_lossy(&t).into_owned()),
+    })
+}
+
 /// Checks that the label value at `value` (between its quotes) is UTF-8; with `out`, adds the
 /// label named by `name` with the value unescaped.
 pub(crate) fn record_label(

@@ -15,8 +15,8 @@
 //! - `_created` series and the `le`/`quantile` values are samples like any other.
 
 use super::{
-    is_label_char, is_label_start, is_name_char, is_name_start, label_token_name, parse_float,
-    record_label, run, unescape, At, Entry, MetricType, RawSample,
+    help_text, is_label_char, is_label_start, is_name_char, is_name_start, label_token_name,
+    parse_float, record_label, run, At, Entry, MetricType, RawSample,
 };
 
 const UNTERMINATED: &str = "unterminated label value; expected a closing `\"` on the same line";
@@ -115,20 +115,10 @@ fn metadata<'a>(b: &'a [u8], pos: &mut usize, p: usize, what: u8) -> Result<Entr
             };
             Ok(Entry::Type { name, kind })
         }
-        0 => {
-            if std::str::from_utf8(text).is_err() {
-                return Err((p, "help text is not a valid UTF-8 string".into()));
-            }
-            let help = match unescape(text, true) {
-                std::borrow::Cow::Borrowed(t) => {
-                    std::borrow::Cow::Borrowed(std::str::from_utf8(t).unwrap_or_default())
-                }
-                std::borrow::Cow::Owned(t) => {
-                    std::borrow::Cow::Owned(String::from_utf8(t).unwrap_or_default())
-                }
-            };
-            Ok(Entry::Help { name, help })
-        }
+        0 => Ok(Entry::Help {
+            name,
+            help: help_text(text, true).map_err(|m| (p, m))?,
+        }),
         _ => {
             let suffix = name.len() > text.len()
                 && name.ends_with(text)

@@ -19,8 +19,8 @@
 //! - Values are Go floats ([`super::parse_float`]); timestamps are digits only (no sign).
 
 use super::{
-    is_label_char, is_label_start, is_name_char, is_name_start, label_token_name, parse_float,
-    record_label, run, unescape, At, Entry, MetricType, RawSample,
+    help_text, is_label_char, is_label_start, is_name_char, is_name_start, label_token_name,
+    parse_float, record_label, run, At, Entry, MetricType, RawSample,
 };
 
 const UNTERMINATED: &str = "unterminated label value; expected a closing `\"`";
@@ -166,18 +166,10 @@ fn metadata<'a>(b: &'a [u8], pos: &mut usize, p: usize, is_type: bool) -> Result
         };
         return Ok(Entry::Type { name, kind });
     }
-    if std::str::from_utf8(text).is_err() {
-        return Err((p, "help text is not a valid UTF-8 string".into()));
-    }
-    let help = match unescape(text, false) {
-        std::borrow::Cow::Borrowed(t) => {
-            std::borrow::Cow::Borrowed(std::str::from_utf8(t).unwrap_or_default())
-        }
-        std::borrow::Cow::Owned(t) => {
-            std::borrow::Cow::Owned(String::from_utf8(t).unwrap_or_default())
-        }
-    };
-    Ok(Entry::Help { name, help })
+    Ok(Entry::Help {
+        name,
+        help: help_text(text, false).map_err(|m| (p, m))?,
+    })
 }
 
 /// A sample line whose metric name starts at `i` (the line, with leading blanks, at `start`).
