@@ -527,7 +527,7 @@ impl Collector for PipelineCollector {
             ]
         };
         let rws = &stats.remote_writes;
-        let counters: [CounterOf<MetricsSnapshot>; 6] = [
+        let counters: [CounterOf<MetricsSnapshot>; 8] = [
             (
                 "prometheus_remote_storage_samples_in",
                 "Samples this endpoint read from the WAL.",
@@ -557,6 +557,16 @@ impl Collector for PipelineCollector {
                 "prometheus_remote_storage_bytes",
                 "Compressed request bytes the remote endpoint accepted.",
                 |m| m.bytes_sent_total,
+            ),
+            (
+                "prometheus_remote_storage_metadata",
+                "Metric metadata entries the remote endpoint accepted.",
+                |m| m.metadata_sent_total,
+            ),
+            (
+                "prometheus_remote_storage_metadata_failed",
+                "Metric metadata entries given up on (non-retryable answer).",
+                |m| m.metadata_failed_total,
             ),
         ];
         for (name, help, value) in counters {
@@ -628,11 +638,16 @@ fn wal_metrics(
 ) -> std::fmt::Result {
     use std::sync::atomic::Ordering::Relaxed;
     let id = |c: &str| vec![("component_id", c.to_string())];
-    let counters: [CounterOf<crate::wal::WalMetrics>; 7] = [
+    let counters: [CounterOf<crate::wal::WalMetrics>; 8] = [
         (
             "prometheus_remote_write_wal_samples_appended",
             "Samples written to the WAL.",
             |m| m.samples_appended.load(Relaxed),
+        ),
+        (
+            "agent_remote_write_samples_before_start",
+            "Samples not written to the WAL: timestamped no later than the component's start (Prometheus never sends those).",
+            |m| m.samples_before_start.load(Relaxed),
         ),
         (
             "prometheus_remote_write_wal_storage_created_series",

@@ -12,7 +12,10 @@
 //! and the growth of its write-ahead log directory per sample (both write every sample to a
 //! WAL before sending it).
 //!
-//! Environment: `BENCH_TARGETS` (default `100,400`), `BENCH_WARMUP_S` (30), `BENCH_WINDOW_S`
+//! Environment: `BENCH_RUNS` (default `text:100,text:400,openmetrics:100,gzip:100`: the
+//! targets' format — the text format, OpenMetrics, or the text format gzip-compressed — and
+//! their count, per run), `BENCH_TARGETS` (if set instead, text runs of these counts),
+//! `BENCH_WARMUP_S` (30), `BENCH_WINDOW_S`
 //! (60), `BENCH_SCRAPERS` (default `agent,prometheus`), `BENCH_TLS` (`1`: the real-endpoint
 //! variant — targets serve HTTPS, the receiver requires TLS and basic auth, and both scrapers
 //! run one metric relabel rule on every series: `prometheus.relabel` in the agent,
@@ -45,6 +48,25 @@ fn bench_metrics(index: usize, scrape: u64) -> String {
             ));
         }
     }
+    out
+}
+
+/// [`bench_metrics`] in OpenMetrics: the same series (`_total` samples of counter families).
+fn bench_metrics_openmetrics(index: usize, scrape: u64) -> String {
+    let mut out = String::with_capacity(SERIES_PER_TARGET * 80);
+    let per_family = SERIES_PER_TARGET / FAMILIES;
+    for f in 0..FAMILIES {
+        out.push_str(&format!(
+            "# HELP bench_requests_{f:02} Requests of kind {f}.\n# TYPE bench_requests_{f:02} counter\n"
+        ));
+        for s in 0..per_family {
+            let value = scrape * (s as u64 + 1) + index as u64;
+            out.push_str(&format!(
+                "bench_requests_{f:02}_total{{path=\"/api/v1/item/{s}\",method=\"GET\",code=\"200\"}} {value}\n"
+            ));
+        }
+    }
+    out.push_str("# EOF\n");
     out
 }
 
@@ -152,6 +174,7 @@ fn env_or(name: &str, default: &str) -> String {
 #[derive(Debug)]
 struct Measured {
     scraper: &'static str,
+    format: String,
     targets: usize,
     cpu_seconds: f64,
     samples: f64,
@@ -203,6 +226,7 @@ fn measure(
     let mib = |b: f64| b / (1024.0 * 1024.0);
     Measured {
         scraper,
+        format: String::new(),
         targets,
         cpu_seconds: cpu1 - cpu0,
         samples: sent1 - sent0,
@@ -380,14 +404,35 @@ fn run_prometheus_agent(
 #[ignore = "benchmark: several minutes; run ci/bench_scrape.sh"]
 fn scrape_pipeline_vs_prometheus_agent_mode() {
     let bin = installed(PROMETHEUS, "prometheus").expect("Prometheus (OS package) is needed");
-    let counts: Vec<usize> = env_or("BENCH_TARGETS", "100,400")
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .expect("BENCH_TARGETS: comma list of numbers")
-        })
-        .collect();
+    let runs: Vec<(String, usize)> = match std::env::var("BENCH_TARGETS") {
+        Ok(t) if std::env::var_os("BENCH_RUNS").is_none() => t
+            .split(',')
+            .map(|s| {
+                let n = s
+                    .trim()
+                    .parse()
+                    .expect("BENCH_TARGETS: comma list of numbers");
+                ("text".to_string(), n)
+            })
+            .collect(),
+        _ => env_or("BENCH_RUNS", "text:100,text:400,openmetrics:100,gzip:100")
+            .split(',')
+            .map(|r| {
+                let (format, n) = r
+                    .trim()
+                    .split_once(':')
+                    .expect("BENCH_RUNS: comma list of FORMAT:TARGETS");
+                assert!(
+                    ["text", "openmetrics", "gzip"].contains(&format),
+                    "BENCH_RUNS: format {format:?} is not text, openmetrics or gzip"
+                );
+                (
+                    format.to_string(),
+                    n.parse().expect("BENCH_RUNS: TARGETS is a number"),
+                )
+            })
+            .collect(),
+    };
     let warmup = Duration::from_secs(env_or("BENCH_WARMUP_S", "30").parse().unwrap());
     let window = Duration::from_secs(env_or("BENCH_WINDOW_S", "60").parse().unwrap());
     let scrapers = env_or("BENCH_SCRAPERS", "agent,prometheus");
@@ -417,14 +462,31 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
     );
 
     let mut results: Vec<Measured> = Vec::new();
-    for &targets in &counts {
-        let fleet = TargetFleet::start_with_tls(
+    for (run, (format, targets)) in runs.iter().enumerate() {
+        let targets = *targets;
+        let (render, serving): (Render, Serving) = match format.as_str() {
+            "openmetrics" => (Arc::new(bench_metrics_openmetrics), Serving::OPENMETRICS),
+            "gzip" => (
+                Arc::new(bench_metrics),
+                Serving {
+                    gzip: true,
+                    ..Serving::TEXT
+                },
+            ),
+            _ => (Arc::new(bench_metrics), Serving::TEXT),
+        };
+        eprintln!("run {run}: {format} targets x {targets}");
+        let fleet = TargetFleet::start_serving(
             targets,
             1,
-            Arc::new(bench_metrics),
+            render,
             tls.as_ref().map(|t| t.server.clone()),
+            serving,
         );
-        let targets_file = dir.path().join(format!("targets-{targets}.json"));
+        // Each run has a directory of its own: a scraper must not find an earlier run's WAL.
+        let run_dir = dir.path().join(format!("run-{run}-{format}"));
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let targets_file = run_dir.join("targets.json");
         let list: Vec<String> = fleet.addresses.iter().map(|a| format!("\"{a}\"")).collect();
         std::fs::write(
             &targets_file,
@@ -434,7 +496,7 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
         for scraper in scrapers.split(',') {
             let m = match scraper.trim() {
                 "agent" => run_agent(
-                    dir.path(),
+                    &run_dir,
                     &targets_file,
                     receiver_port,
                     targets,
@@ -444,7 +506,7 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
                 ),
                 "prometheus" => run_prometheus_agent(
                     &bin,
-                    dir.path(),
+                    &run_dir,
                     &targets_file,
                     receiver_port,
                     targets,
@@ -453,6 +515,10 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
                     tls.as_ref(),
                 ),
                 other => panic!("BENCH_SCRAPERS: unknown scraper {other:?}"),
+            };
+            let m = Measured {
+                format: format.clone(),
+                ..m
             };
             eprintln!("{m:?}");
             results.push(m);
@@ -465,14 +531,15 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
     };
     println!();
     println!(
-        "| scraper | targets | samples in window (expected ~{}/target) | CPU s | CPU s per 1M samples | cores | RSS mean / peak MiB | WAL bytes per sample | failed / dropped / pending at end |",
+        "| scraper | format | targets | samples in window (expected ~{}/target) | CPU s | CPU s per 1M samples | cores | RSS mean / peak MiB | WAL bytes per sample | failed / dropped / pending at end |",
         expected_per_window(1)
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for m in &results {
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} / {:.0} | {:.2} | {} / {} / {} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} / {:.0} | {:.2} | {} / {} / {} |",
             m.scraper,
+            m.format,
             m.targets,
             m.samples,
             m.cpu_seconds,
@@ -486,15 +553,15 @@ fn scrape_pipeline_vs_prometheus_agent_mode() {
             m.pending_end
         );
     }
-    for &targets in &counts {
+    for (format, targets) in &runs {
         let of = |s: &str| {
             results
                 .iter()
-                .find(|m| m.scraper == s && m.targets == targets)
+                .find(|m| m.scraper == s && m.targets == *targets && m.format == *format)
         };
         if let (Some(a), Some(p)) = (of("agent"), of("prometheus")) {
             println!(
-                "T={targets}: agent / prometheus: CPU per sample {:.2}x, peak RSS {:.2}x, WAL bytes per sample {:.2}x",
+                "{format} T={targets}: agent / prometheus: CPU per sample {:.2}x, peak RSS {:.2}x, WAL bytes per sample {:.2}x",
                 a.cpu_per_million() / p.cpu_per_million(),
                 a.rss_peak_mib / p.rss_peak_mib,
                 (a.wal_bytes / a.samples.max(1.0)) / (p.wal_bytes / p.samples.max(1.0))

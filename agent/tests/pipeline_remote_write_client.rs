@@ -18,6 +18,19 @@ use pipeline_support::{eventually, reply, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The timestamp the test samples start at: an hour after this test process started, so
+/// every component (which drops samples timestamped before its own start, as Prometheus
+/// does) takes them.
+fn base_ms() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        now.as_millis() as i64 + 3_600_000
+    })
+}
+
 /// What the fake receiver saw.
 #[derive(Default)]
 struct Seen {
@@ -98,7 +111,7 @@ fn samples(n: usize) -> Vec<Sample> {
                 ("i", i.to_string().as_str()),
                 ("job", "j"),
             ]),
-            timestamp_ms: 1_700_000_000_000 + i as i64,
+            timestamp_ms: base_ms() + i as i64,
             value: i as f64,
         })
         .collect()
@@ -129,10 +142,10 @@ async fn batches_carry_protocol_headers_and_decode_to_the_samples_sent() {
             ("job".to_string(), "j".to_string())
         ]
     );
-    assert_eq!(series[1].samples, vec![(1_700_000_000_001, 1.0)]);
+    assert_eq!(series[1].samples, vec![(base_ms() + 1, 1.0)]);
     let snap = metrics.snapshot();
     assert_eq!(snap.samples_pending, 0);
-    assert_eq!(snap.highest_sent_timestamp_ms, 1_700_000_000_002);
+    assert_eq!(snap.highest_sent_timestamp_ms, base_ms() + 2);
     assert!(snap.bytes_sent_total > 0);
 }
 
@@ -483,7 +496,7 @@ fn batch_of(n: usize, t: i64) -> Vec<Sample> {
                 ("i", format!("s{i}").as_str()),
                 ("job", "j"),
             ]),
-            timestamp_ms: 1_700_000_000_000 + t,
+            timestamp_ms: base_ms() + t,
             value: t as f64,
         })
         .collect()

@@ -101,6 +101,8 @@ async fn scraped_series_get_job_and_instance_and_report_series() {
     assert_eq!(value("temperature"), 21.5);
     assert_eq!(value("up"), 1.0);
     assert_eq!(value("scrape_samples_scraped"), 3.0);
+    assert_eq!(value("scrape_samples_post_metric_relabeling"), 3.0);
+    assert_eq!(value("scrape_series_added"), 3.0, "every series is new");
     assert!(value("scrape_duration_seconds") > 0.0);
     let up = samples.iter().find(|s| s.labels.name() == "up").unwrap();
     assert_eq!(up.labels.get("job"), Some("prometheus.scrape.test"));
@@ -164,7 +166,9 @@ async fn a_target_that_is_gone_is_marked_stale() {
             "requests_total",
             "requests_total",
             "scrape_duration_seconds",
+            "scrape_samples_post_metric_relabeling",
             "scrape_samples_scraped",
+            "scrape_series_added",
             "temperature",
             "up"
         ]

@@ -1,9 +1,10 @@
-//! The Prometheus text exposition parser on arbitrary text: errors, never panics.
+//! Both exposition parsers (text format and OpenMetrics) on arbitrary bytes: errors, never
+//! panics; every series a parser accepts decodes.
 #![no_main]
+use agent::scrape::exposition::{parse, Format};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = agent::scrape::exposition::parse(text);
-    }
+    let _ = parse(data, Format::Text);
+    let _ = parse(data, Format::OpenMetrics);
 });

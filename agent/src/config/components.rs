@@ -212,7 +212,7 @@ impl RefCx<'_> {
             .into_iter()
             .chain(CLIENT_ATTRS.iter().copied())
             .collect();
-        let blocks: Vec<&str> = ["queue_config"]
+        let blocks: Vec<&str> = ["queue_config", "metadata_config"]
             .into_iter()
             .chain(CLIENT_BLOCKS.iter().copied())
             .collect();
@@ -290,6 +290,25 @@ impl RefCx<'_> {
                     q.pos,
                     "min_backoff is greater than max_backoff; expected min_backoff <= max_backoff",
                 ));
+            }
+        }
+        if let Some(m) = f.single_block(cx, "metadata_config", &what)? {
+            let mwhat = format!("metadata_config block of {parent}");
+            let mf = Fields::new(
+                cx,
+                &m.body,
+                &mwhat,
+                &["send", "send_interval", "max_samples_per_send"],
+                &[],
+            )?;
+            if let Some(x) = mf.get("send") {
+                e.metadata.send = cx.bool(x)?;
+            }
+            if let Some(x) = mf.get("send_interval") {
+                e.metadata.send_interval = cx.positive_duration(x)?;
+            }
+            if let Some(x) = mf.get("max_samples_per_send") {
+                e.metadata.max_samples_per_send = cx.count(x, 1)?;
             }
         }
         Ok(e)

@@ -71,23 +71,23 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
-/// Parses a byte size such as `"64MiB"`, `"10MB"`, `"512KiB"` or `"1024"` (bytes).
+/// Parses a byte size as Alloy's and Prometheus' `units.Base2Bytes` does: every unit is a
+/// power of 1024, whether written `KB` or `KiB` (`"1KB"` is 1024 bytes), up to `TB`/`TiB`.
+/// A plain number of bytes (`"1024"`) is accepted too.
 pub fn parse_bytes(s: &str) -> Option<u64> {
     let digits_end = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let number: f64 = s[..digits_end].parse().ok()?;
-    let multiplier: f64 = match s[digits_end..].trim() {
-        "" | "B" => 1.0,
-        "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
+    let power = match s[digits_end..].trim() {
+        "" | "B" => 0,
+        "KB" | "KiB" => 1,
+        "MB" | "MiB" => 2,
+        "GB" | "GiB" => 3,
+        "TB" | "TiB" => 4,
         _ => return None,
     };
-    let v = number * multiplier;
+    let v = number * 1024f64.powi(power);
     (v.is_finite() && v >= 0.0 && v <= u64::MAX as f64).then_some(v as u64)
 }
 
@@ -118,7 +118,13 @@ mod tests {
     #[test]
     fn byte_sizes_parse() {
         assert_eq!(parse_bytes("64MiB"), Some(64 << 20));
-        assert_eq!(parse_bytes("1KB"), Some(1000));
+        assert_eq!(
+            parse_bytes("1KB"),
+            Some(1024),
+            "base 2, as Alloy and Prometheus"
+        );
+        assert_eq!(parse_bytes("1KiB"), Some(1024));
+        assert_eq!(parse_bytes("2MB"), Some(2 << 20));
         assert_eq!(parse_bytes("12"), Some(12));
         assert_eq!(parse_bytes("12 parsecs"), None);
     }

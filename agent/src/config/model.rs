@@ -206,8 +206,41 @@ pub struct EndpointConfig {
     pub name: String,
     pub remote_timeout: Duration,
     pub queue: QueueConfig,
+    /// `metadata_config { ... }`. Left out of the configuration hash while it has its
+    /// defaults, so files that do not set it hash as before it existed.
+    #[serde(skip_serializing_if = "MetadataConfig::is_default")]
+    pub metadata: MetadataConfig,
     /// TLS, authentication, extra `headers`, proxy, redirects, HTTP/2.
     pub client: ClientSettings,
+}
+
+/// `metadata_config { ... }` of an endpoint, with Alloy's (and Prometheus') names and
+/// defaults: every `send_interval`, the metric metadata of the scraped targets is sent in
+/// requests of its own, at most `max_samples_per_send` entries each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetadataConfig {
+    /// Default true.
+    pub send: bool,
+    /// Default 1m.
+    pub send_interval: Duration,
+    /// Default 500.
+    pub max_samples_per_send: usize,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> MetadataConfig {
+        MetadataConfig {
+            send: true,
+            send_interval: Duration::from_secs(60),
+            max_samples_per_send: 500,
+        }
+    }
+}
+
+impl MetadataConfig {
+    pub fn is_default(&self) -> bool {
+        *self == MetadataConfig::default()
+    }
 }
 
 impl EndpointConfig {
@@ -218,6 +251,7 @@ impl EndpointConfig {
             name: crate::http_client::redact_url(url),
             remote_timeout: REMOTE_TIMEOUT_DEFAULT,
             queue: QueueConfig::default(),
+            metadata: MetadataConfig::default(),
             client: ClientSettings::default(),
         }
     }

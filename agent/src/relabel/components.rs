@@ -12,7 +12,7 @@ use xxhash_rust::xxh64::Xxh64Builder;
 
 use super::{process, Rule};
 use crate::discovery::Target;
-use crate::scrape::{Appender, Labels, Sample};
+use crate::scrape::{Appender, Labels, Metadata, Sample};
 
 /// `discovery.relabel`'s `output`: each target through the rules; those dropped by a rule are
 /// gone. (Targets left without `__address__` stay in the output, as in Alloy; the scrape
@@ -172,6 +172,14 @@ impl Appender for MetricRelabel {
         }
         for sink in &self.sinks {
             sink.append(&out);
+        }
+    }
+
+    /// Metadata is per metric family, not per series: passed on as it is (Prometheus sends
+    /// the scrape cache's metadata whatever the metric relabeling did).
+    fn update_metadata(&self, source: u64, metadata: &Arc<[Metadata]>) {
+        for sink in &self.sinks {
+            sink.update_metadata(source, metadata);
         }
     }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::metadata::MetadataStore;
 use super::metrics::EndpointMetrics;
 use super::positions::{self, PositionFile, Saved, Slot};
 use super::reshard::{desired_shards, Ewma, Measured, RESHARD_INTERVAL};
@@ -77,6 +78,7 @@ impl Endpoint {
         config: EndpointConfig,
         mut external_labels: Vec<(String, String)>,
         wal: Arc<Wal>,
+        metadata: Arc<MetadataStore>,
         previous: Option<watch::Receiver<bool>>,
     ) -> Result<Endpoint, String> {
         let client = HttpClient::new(&config.client, USER_AGENT).map_err(|e| e.to_string())?;
@@ -112,9 +114,18 @@ impl Endpoint {
         let head = inner.wal.head();
         let reader = tokio::spawn(read_loop(inner.clone(), previous, head));
         let upkeep = tokio::spawn(upkeep(Arc::downgrade(&inner)));
+        let mut tasks = vec![reader, upkeep];
+        let md = &inner.sender.config.metadata;
+        if md.send {
+            tasks.push(tokio::spawn(super::metadata::run(
+                inner.sender.clone(),
+                metadata,
+                md.clone(),
+            )));
+        }
         Ok(Endpoint {
             inner,
-            tasks: Mutex::new(vec![reader, upkeep]),
+            tasks: Mutex::new(tasks),
         })
     }
 
@@ -144,7 +155,8 @@ impl Endpoint {
                 reader.abort();
             }
         }
-        tasks.for_each(|upkeep| upkeep.abort());
+        // The upkeep and the metadata sender hold nothing that must be kept.
+        tasks.for_each(|t| t.abort());
         finish(&self.inner, grace).await;
     }
 }

@@ -39,6 +39,10 @@ pub struct EndpointMetrics {
     pub send_nanos_total: AtomicU64,
     /// The last request attempt was to be retried.
     pub failing: AtomicBool,
+    /// Metadata entries the endpoint accepted (`prometheus_remote_storage_metadata_total`).
+    pub metadata_sent_total: AtomicU64,
+    /// Metadata entries given up on (`prometheus_remote_storage_metadata_failed_total`).
+    pub metadata_failed_total: AtomicU64,
 }
 
 /// A plain copy of [`EndpointMetrics`] at one moment.
@@ -57,6 +61,8 @@ pub struct MetricsSnapshot {
     pub shards_desired: i64,
     pub shards_min: i64,
     pub shards_max: i64,
+    pub metadata_sent_total: u64,
+    pub metadata_failed_total: u64,
 }
 
 impl EndpointMetrics {
@@ -76,6 +82,8 @@ impl EndpointMetrics {
             shards_desired: self.shards_desired.load(r),
             shards_min: self.shards_min.load(r),
             shards_max: self.shards_max.load(r),
+            metadata_sent_total: self.metadata_sent_total.load(r),
+            metadata_failed_total: self.metadata_failed_total.load(r),
         }
     }
 }

@@ -12,9 +12,16 @@
 //! - `endpoint.rs` reads the log and runs the shards; `shards.rs` batches and sends per
 //!   shard; `send.rs` owns requests, retries and splitting rejected batches;
 //!   `positions.rs` keeps each endpoint's position on disk; `reshard.rs` sizes the shards.
+//! - `metadata.rs` collects the scraped targets' metric metadata and sends it every
+//!   `metadata_config.send_interval`.
 //! - `metrics.rs` holds the counters.
+//!
+//! As in Prometheus, a sample timestamped no later than the component's start is not sent
+//! (Prometheus' WAL watcher skips them): it is counted and dropped before the WAL, so an
+//! exposition timestamp from long ago cannot make a receiver refuse a whole request.
 
 mod endpoint;
+mod metadata;
 mod metrics;
 mod positions;
 pub mod proto;
@@ -22,14 +29,16 @@ mod reshard;
 mod send;
 mod shards;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use endpoint::Endpoint;
+pub use metadata::MetadataStore;
 pub use metrics::{EndpointMetrics, MetricsSnapshot};
 
 use crate::config::RemoteWriteConfig;
-use crate::scrape::{Appender, Sample};
+use crate::scrape::{Appender, Metadata, Sample};
 use crate::wal::{Wal, WalMetrics};
 
 /// A running `prometheus.remote_write` component.
@@ -37,6 +46,9 @@ pub struct RemoteWrite {
     config: RemoteWriteConfig,
     wal: Arc<Wal>,
     endpoints: Vec<Arc<Endpoint>>,
+    metadata: Arc<MetadataStore>,
+    /// Samples timestamped at or before this (ms) are not written (see the module doc).
+    start_ms: i64,
 }
 
 impl RemoteWrite {
@@ -54,6 +66,11 @@ impl RemoteWrite {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         wal.set_options((&config.wal).into());
+        let metadata = previous.map_or_else(Arc::default, |p| p.metadata.clone());
+        let start_ms = previous.map_or_else(
+            || crate::scrape::unix_ms(std::time::SystemTime::now()),
+            |p| p.start_ms,
+        );
         let endpoints = config
             .endpoints
             .iter()
@@ -63,7 +80,7 @@ impl RemoteWrite {
                 let before = previous
                     .and_then(|p| p.endpoints.iter().find(|o| o.config().name == name))
                     .map(|o| o.stopped());
-                Endpoint::start(e, external.clone(), wal.clone(), before)
+                Endpoint::start(e, external.clone(), wal.clone(), metadata.clone(), before)
                     .map(Arc::new)
                     .map_err(|err| format!("endpoint {name:?}: {err}"))
             })
@@ -72,6 +89,8 @@ impl RemoteWrite {
             config,
             wal,
             endpoints,
+            metadata,
+            start_ms,
         }))
     }
 
@@ -114,8 +133,26 @@ impl RemoteWrite {
 }
 
 impl Appender for RemoteWrite {
-    /// Writes the samples to the log; the endpoints read them from there.
+    /// Writes the samples to the log (the endpoints read them from there), except those
+    /// timestamped no later than the component's start.
     fn append(&self, samples: &[Sample]) {
-        self.wal.append(samples);
+        if samples.iter().all(|s| s.timestamp_ms > self.start_ms) {
+            self.wal.append(samples);
+            return;
+        }
+        let kept: Vec<Sample> = samples
+            .iter()
+            .filter(|s| s.timestamp_ms > self.start_ms)
+            .cloned()
+            .collect();
+        self.wal
+            .metrics()
+            .samples_before_start
+            .fetch_add((samples.len() - kept.len()) as u64, Ordering::Relaxed);
+        self.wal.append(&kept);
+    }
+
+    fn update_metadata(&self, source: u64, metadata: &Arc<[Metadata]>) {
+        self.metadata.update(source, metadata);
     }
 }

@@ -5,6 +5,9 @@
 //! message TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; }
 //! message Label        { string name = 1; string value = 2; }
 //! message Sample       { double value = 1; int64 timestamp = 2; }
+//! // Metadata goes in requests of its own, as `repeated MetricMetadata metadata = 3;`:
+//! message MetricMetadata { MetricType type = 1; string metric_family_name = 2;
+//!                          string help = 4; string unit = 5; }
 //! ```
 //!
 //! plus the snappy *block* format around it. A small decoder is included for tests and test
@@ -12,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use crate::scrape::{Labels, Sample};
+use crate::scrape::{Labels, Metadata, MetricType, Sample};
 
 const WIRE_VARINT: u64 = 0;
 const WIRE_FIXED64: u64 = 1;
@@ -47,10 +50,7 @@ pub fn encode_write_request(samples: &[Sample]) -> Vec<u8> {
         for s in samples {
             put_key(&mut buf, 2, WIRE_LEN);
             put_varint(&mut buf, sample_len(s) as u64);
-            put_key(&mut buf, 1, WIRE_FIXED64);
-            buf.extend_from_slice(&s.value.to_bits().to_le_bytes());
-            put_key(&mut buf, 2, WIRE_VARINT);
-            put_varint(&mut buf, s.timestamp_ms as u64);
+            put_sample_fields(&mut buf, s);
         }
         debug_assert_eq!(buf.len() - before, ts_len);
     }
@@ -86,11 +86,54 @@ pub fn encode_samples(samples: &[Sample], external: &[(String, String)]) -> Vec<
         }
         put_key(&mut buf, 2, WIRE_LEN);
         put_varint(&mut buf, one as u64);
-        put_key(&mut buf, 1, WIRE_FIXED64);
-        buf.extend_from_slice(&s.value.to_bits().to_le_bytes());
-        put_key(&mut buf, 2, WIRE_VARINT);
-        put_varint(&mut buf, s.timestamp_ms as u64);
+        put_sample_fields(&mut buf, s);
         debug_assert_eq!(buf.len() - before, ts_len);
+    }
+    buf
+}
+
+/// Prometheus' `MetricMetadata.MetricType` number of a metric type.
+pub fn metric_type_number(kind: MetricType) -> u64 {
+    match kind {
+        MetricType::Unknown => 0,
+        MetricType::Counter => 1,
+        MetricType::Gauge => 2,
+        MetricType::Histogram => 3,
+        MetricType::GaugeHistogram => 4,
+        MetricType::Summary => 5,
+        MetricType::Info => 6,
+        MetricType::Stateset => 7,
+    }
+}
+
+/// Encodes a WriteRequest that holds only `metadata` (as Prometheus' metadata sends do),
+/// fields with default values left out.
+pub fn encode_metadata(metadata: &[Metadata]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(metadata.len() * 64);
+    for m in metadata {
+        let kind = metric_type_number(m.kind);
+        let strings = [
+            (2, m.metric_family_name.as_str()),
+            (4, m.help.as_str()),
+            (5, m.unit.as_str()),
+        ];
+        let len = if kind != 0 { 1 + varint_len(kind) } else { 0 }
+            + strings
+                .iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(_, s)| string_field_len(s))
+                .sum::<usize>();
+        put_key(&mut buf, 3, WIRE_LEN);
+        put_varint(&mut buf, len as u64);
+        if kind != 0 {
+            put_key(&mut buf, 1, WIRE_VARINT);
+            put_varint(&mut buf, kind);
+        }
+        for (field, s) in strings {
+            if !s.is_empty() {
+                put_string(&mut buf, field, s);
+            }
+        }
     }
     buf
 }
@@ -165,8 +208,28 @@ fn label_len(name: &str, value: &str) -> usize {
     string_field_len(name) + string_field_len(value)
 }
 
+/// A Sample's fields as protobuf 3 (and so Prometheus) writes them: a field with its default
+/// value is left out. A value of 0 or -0 is not written at all, so the receiver reads +0, as
+/// from Prometheus.
+fn put_sample_fields(buf: &mut Vec<u8>, s: &Sample) {
+    if s.value != 0.0 {
+        put_key(buf, 1, WIRE_FIXED64);
+        buf.extend_from_slice(&s.value.to_bits().to_le_bytes());
+    }
+    if s.timestamp_ms != 0 {
+        put_key(buf, 2, WIRE_VARINT);
+        put_varint(buf, s.timestamp_ms as u64);
+    }
+}
+
 fn sample_len(s: &Sample) -> usize {
-    1 + 8 + 1 + varint_len(s.timestamp_ms as u64)
+    let value = if s.value != 0.0 { 1 + 8 } else { 0 };
+    let ts = if s.timestamp_ms != 0 {
+        1 + varint_len(s.timestamp_ms as u64)
+    } else {
+        0
+    };
+    value + ts
 }
 
 fn timeseries_len(labels: &Labels, samples: &[&Sample]) -> usize {
@@ -204,6 +267,45 @@ pub fn decode_write_request(mut buf: &[u8]) -> Result<Vec<DecodedSeries>, String
         } else {
             skip(&mut buf, wire)?;
         }
+    }
+    Ok(out)
+}
+
+/// A decoded MetricMetadata: type number, family name, help, unit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DecodedMetadata {
+    pub kind: u64,
+    pub metric_family_name: String,
+    pub help: String,
+    pub unit: String,
+}
+
+/// The metadata of a (decompressed) WriteRequest, skipping everything else.
+pub fn decode_metadata(mut buf: &[u8]) -> Result<Vec<DecodedMetadata>, String> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let (field, wire) = read_key(&mut buf)?;
+        if field != 3 || wire != WIRE_LEN {
+            skip(&mut buf, wire)?;
+            continue;
+        }
+        let mut m = read_len(&mut buf)?;
+        let mut d = DecodedMetadata {
+            kind: 0,
+            metric_family_name: String::new(),
+            help: String::new(),
+            unit: String::new(),
+        };
+        while !m.is_empty() {
+            match read_key(&mut m)? {
+                (1, WIRE_VARINT) => d.kind = read_varint(&mut m)?,
+                (2, WIRE_LEN) => d.metric_family_name = utf8(read_len(&mut m)?)?,
+                (4, WIRE_LEN) => d.help = utf8(read_len(&mut m)?)?,
+                (5, WIRE_LEN) => d.unit = utf8(read_len(&mut m)?)?,
+                (_, w) => skip(&mut m, w)?,
+            }
+        }
+        out.push(d);
     }
     Ok(out)
 }
@@ -383,6 +485,72 @@ mod tests {
             encode_write_request(&samples[..1]),
             "without external labels one sample encodes as before"
         );
+    }
+
+    #[test]
+    fn zero_and_negative_zero_are_left_out_and_read_back_as_positive_zero() {
+        let l = Labels::from_pairs([("__name__", "z")]);
+        let samples: Vec<Sample> = [(0.0, 0), (-0.0, 5), (f64::NAN, 0)]
+            .into_iter()
+            .map(|(value, timestamp_ms)| Sample {
+                labels: l.clone(),
+                timestamp_ms,
+                value,
+            })
+            .collect();
+        let bytes = encode_samples(&samples, &[]);
+        let decoded = decode_write_request(&bytes).unwrap();
+        assert_eq!(decoded[0].samples[0].1.to_bits(), 0);
+        assert_eq!(decoded[1].samples[0], (5, 0.0));
+        assert_eq!(decoded[1].samples[0].1.to_bits(), 0, "-0 arrives as +0");
+        assert!(decoded[2].samples[0].1.is_nan());
+        // The empty sample message is 2 bytes: its key and a zero length.
+        let one = encode_samples(&samples[..1], &[]);
+        assert!(one.ends_with(&[0x12, 0x00]), "{one:x?}");
+    }
+
+    #[test]
+    fn metadata_round_trips_without_default_fields() {
+        let md = vec![
+            Metadata {
+                metric_family_name: "http_requests".into(),
+                kind: MetricType::Counter,
+                help: "Requests.".into(),
+                unit: String::new(),
+            },
+            Metadata {
+                metric_family_name: "x".into(),
+                kind: MetricType::Unknown,
+                help: String::new(),
+                unit: "seconds".into(),
+            },
+        ];
+        let bytes = encode_metadata(&md);
+        assert!(
+            decode_write_request(&bytes).unwrap().is_empty(),
+            "no series"
+        );
+        let d = decode_metadata(&bytes).unwrap();
+        assert_eq!(
+            d,
+            vec![
+                DecodedMetadata {
+                    kind: 1,
+                    metric_family_name: "http_requests".into(),
+                    help: "Requests.".into(),
+                    unit: String::new()
+                },
+                DecodedMetadata {
+                    kind: 0,
+                    metric_family_name: "x".into(),
+                    help: String::new(),
+                    unit: "seconds".into()
+                },
+            ]
+        );
+        // The second message: key, length 12, then only fields 2 and 5.
+        let second = &bytes[bytes.len() - 14..];
+        assert_eq!(&second[..4], &[0x1a, 12, 0x12, 1]);
     }
 
     #[test]

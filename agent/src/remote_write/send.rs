@@ -142,6 +142,57 @@ impl Sender {
             part,
             &self.external_labels,
         )));
+        let len = body.len() as u64;
+        let outcome = self
+            .request_with_retries(body, "samples", n, stop_by, || {
+                m.samples_retried_total.fetch_add(n, Relaxed);
+            })
+            .await?;
+        if outcome == Outcome::Sent {
+            m.samples_sent_total.fetch_add(n, Relaxed);
+            m.bytes_sent_total.fetch_add(len, Relaxed);
+            m.highest_sent_timestamp_ms.fetch_max(highest_ts, Relaxed);
+        }
+        Some(outcome)
+    }
+
+    /// Sends a request holding only metric metadata (`metadata`), retrying as samples are
+    /// retried; counts what became of it. `None` if shutdown interrupted it.
+    pub async fn deliver_metadata(
+        &self,
+        metadata: &[crate::scrape::Metadata],
+        stop_by: impl Fn() -> Option<Instant>,
+    ) -> Option<Outcome> {
+        let n = metadata.len() as u64;
+        let body = Bytes::from(snappy_compress(&super::proto::encode_metadata(metadata)));
+        let outcome = self
+            .request_with_retries(body, "metadata", n, &stop_by, || {})
+            .await?;
+        let m = &self.metrics;
+        match &outcome {
+            Outcome::Sent => {
+                m.metadata_sent_total.fetch_add(n, Relaxed);
+            }
+            Outcome::Fail(why, _) => {
+                tracing::warn!(endpoint = %self.config.name, %why, entries = n, "remote write metadata rejected; not retrying");
+                m.metadata_failed_total.fetch_add(n, Relaxed);
+            }
+            Outcome::Retry(_) => unreachable!("retried until decided"),
+        }
+        Some(outcome)
+    }
+
+    /// One request body until it is accepted or refused (`what` and `n` name its contents in
+    /// logs; `on_retry` runs before each retry); `None` if shutdown interrupted it.
+    async fn request_with_retries(
+        &self,
+        body: Bytes,
+        what: &str,
+        n: u64,
+        stop_by: &impl Fn() -> Option<Instant>,
+        on_retry: impl Fn(),
+    ) -> Option<Outcome> {
+        let m = &self.metrics;
         let q = &self.config.queue;
         let mut attempt: u32 = 0;
         loop {
@@ -152,9 +203,6 @@ impl Sender {
                 .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
             match outcome {
                 Outcome::Sent => {
-                    m.samples_sent_total.fetch_add(n, Relaxed);
-                    m.bytes_sent_total.fetch_add(body.len() as u64, Relaxed);
-                    m.highest_sent_timestamp_ms.fetch_max(highest_ts, Relaxed);
                     m.failing.store(false, Relaxed);
                     return Some(Outcome::Sent);
                 }
@@ -163,15 +211,15 @@ impl Sender {
                     m.failing.store(true, Relaxed);
                     let delay = backoff(attempt, q.min_backoff, q.max_backoff);
                     if stop_by().is_some_and(|d| Instant::now() + delay > d) {
-                        tracing::warn!(endpoint = %self.config.name, %why, samples = n, "remote write: stopping while the endpoint fails; the samples stay in the WAL");
+                        tracing::warn!(endpoint = %self.config.name, %why, what, n, "remote write: stopping while the endpoint fails; the samples stay in the WAL");
                         return None;
                     }
                     if attempt.is_multiple_of(RETRY_WARN_EVERY) {
-                        tracing::warn!(endpoint = %self.config.name, %why, attempt, ?delay, "remote write failed; retrying with backoff");
+                        tracing::warn!(endpoint = %self.config.name, %why, what, attempt, ?delay, "remote write failed; retrying with backoff");
                     } else {
-                        tracing::debug!(endpoint = %self.config.name, %why, ?delay, "remote write: retrying");
+                        tracing::debug!(endpoint = %self.config.name, %why, what, ?delay, "remote write: retrying");
                     }
-                    m.samples_retried_total.fetch_add(n, Relaxed);
+                    on_retry();
                     tokio::time::sleep(delay).await;
                     attempt = attempt.saturating_add(1);
                 }

@@ -1,26 +1,30 @@
 //! One scrape GET of a target's metrics through the component's [`HttpClient`] (TLS,
-//! authentication, proxy are its business): Prometheus' request headers, a timeout over the
-//! whole exchange, a bound on the body size, and gzip-compressed responses decoded within
-//! the same bound. Knows nothing about the exposition format.
+//! authentication, proxy and redirects are its business), as Prometheus 2.42's
+//! `targetScraper.scrape` does it: its `Accept` header (OpenMetrics first, then the text
+//! format), `Accept-Encoding: gzip`, a timeout over the whole exchange, and the body size
+//! limit applied to the decoded body (a body of exactly the limit is too large). A response
+//! with `Content-Encoding: gzip` is decoded (all gzip members); any other encoding is read as
+//! it is. The exposition format follows the response's `Content-Type`.
 
 use std::io::Read;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::exposition::Format;
 use crate::http_client::HttpClient;
 
-/// What we ask targets for: the text format only (we do not decode protobuf).
-const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
+/// Prometheus 2.42's `scrapeAcceptHeader` (without native histograms, which ask for protobuf).
+pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-/// GETs `url`; fails on a non-200 status, a timeout, a body (compressed or not) over
-/// `body_size_limit_bytes`, or an encoding other than gzip.
+/// GETs `url`; the decoded body and its format. Fails on a non-200 status, a timeout, a
+/// decoded body of `body_size_limit_bytes` or more, or a corrupt gzip body.
 pub async fn fetch(
     client: &HttpClient,
     url: &str,
     timeout: Duration,
     body_size_limit_bytes: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<(Vec<u8>, Format), String> {
     let request = hyper::Request::get(url)
         .header(hyper::header::ACCEPT, ACCEPT)
         .header(hyper::header::ACCEPT_ENCODING, "gzip")
@@ -30,39 +34,50 @@ pub async fn fetch(
         )
         .body(Bytes::new())
         .map_err(|e| format!("invalid request: {e}"))?;
+    let limit = body_size_limit_bytes.max(1);
+    // The limit is on the decoded body; a gzip body may be slightly larger than what it
+    // decodes to (stored blocks), so the raw read allows for that.
+    let raw_limit = limit.saturating_add(limit / 64).saturating_add(4096);
     let response = client
-        .send(request, timeout, body_size_limit_bytes)
+        .send(request, timeout, raw_limit)
         .await
         .map_err(|e| e.to_string())?;
     if response.status != hyper::StatusCode::OK {
         return Err(format!("server returned HTTP status {}", response.status));
     }
-    match response.headers.get(hyper::header::CONTENT_ENCODING) {
+    let format = Format::from_content_type(
+        response
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
+    );
+    // Exactly `gzip`, as Go's `resp.Header.Get("Content-Encoding") != "gzip"`.
+    let gzip = response
+        .headers
+        .get(hyper::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() == b"gzip");
+    let body = if gzip {
+        gunzip(&response.body, limit)?
+    } else {
         // Bytes -> Vec takes the buffer over instead of copying when it can.
-        None => Ok(Vec::from(response.body)),
-        Some(enc) if enc.as_bytes() == b"identity" => Ok(Vec::from(response.body)),
-        Some(enc) if enc.as_bytes().eq_ignore_ascii_case(b"gzip") => {
-            gunzip(&response.body, body_size_limit_bytes)
-        }
-        Some(enc) => Err(format!(
-            "unsupported Content-Encoding {:?}; expected gzip or none",
-            String::from_utf8_lossy(enc.as_bytes())
-        )),
-    }
-}
-
-/// Decodes a gzip body, refusing one that inflates past `limit_bytes`.
-fn gunzip(body: &[u8], limit_bytes: u64) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(1 << 24));
-    flate2::read::GzDecoder::new(body)
-        .take(limit_bytes.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| format!("invalid gzip body: {e}"))?;
-    if out.len() as u64 > limit_bytes {
+        Vec::from(response.body)
+    };
+    if body.len() as u64 >= limit {
         return Err(format!(
-            "body size limit of {limit_bytes} bytes exceeded after gzip decoding"
+            "body size limit exceeded: the body is {} bytes or more; the limit is {limit} bytes",
+            limit
         ));
     }
+    Ok((body, format))
+}
+
+/// Decodes a gzip body (every member, as Go's reader does), reading at most `limit_bytes`.
+fn gunzip(body: &[u8], limit_bytes: u64) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(1 << 24));
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit_bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("invalid gzip body: {e}"))?;
     Ok(out)
 }
 
@@ -80,7 +95,10 @@ mod tests {
     #[test]
     fn gzip_bodies_decode_within_the_limit() {
         let text = b"up 1\n".repeat(1000);
-        assert_eq!(gunzip(&gzip(&text), 5000).unwrap(), text);
+        assert_eq!(gunzip(&gzip(&text), 5001).unwrap(), text);
+        let mut two = gzip(b"a 1\n");
+        two.extend(gzip(b"b 2\n"));
+        assert_eq!(gunzip(&two, 100).unwrap(), b"a 1\nb 2\n", "every member");
     }
 
     #[test]
@@ -88,8 +106,11 @@ mod tests {
         let big = vec![b'a'; 10_000_000];
         let packed = gzip(&big);
         assert!(packed.len() < 100_000);
-        let e = gunzip(&packed, 1_000_000).unwrap_err();
-        assert!(e.contains("exceeded after gzip decoding"), "{e}");
+        assert_eq!(
+            gunzip(&packed, 1_000_000).unwrap().len(),
+            1_000_000,
+            "stops reading"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+pub use super::exposition::MetricType;
+
 /// Bit pattern of the staleness marker, a NaN that Prometheus reads as "this series ended".
 /// A plain NaN sample is not a staleness marker.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -220,10 +222,26 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// The metadata of one metric family as a target exposes it (`# TYPE`, `# HELP`, `# UNIT`),
+/// as Prometheus' scrape cache keeps it and remote write sends it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Metadata {
+    /// The name in the metadata line (for an OpenMetrics counter, without `_total`).
+    pub metric_family_name: String,
+    pub kind: MetricType,
+    pub help: String,
+    pub unit: String,
+}
+
 /// Where scrape loops deliver samples (Alloy's `receiver` / Prometheus' `Appendable`).
 /// Implementations must not block: a full buffer drops and counts instead.
 pub trait Appender: Send + Sync {
     fn append(&self, samples: &[Sample]);
+
+    /// The metadata the scrape target `source` (a number unique to one scrape loop) has now,
+    /// replacing what it had before; an empty list means the loop ended. Called after every
+    /// scrape. Receivers that do not forward metadata ignore it.
+    fn update_metadata(&self, _source: u64, _metadata: &Arc<[Metadata]>) {}
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! One target's scrape loop: when to scrape, what one scrape turns into (labelled samples,
-//! staleness markers for vanished series, and the `up` / `scrape_duration_seconds` /
-//! `scrape_samples_scraped` report series), and how it stops.
+//! One target's scrape loop: when to scrape, delivering what a scrape turns into (see
+//! `scrape_cache.rs`: samples, staleness markers, the five report series, metadata) to the
+//! receivers, the target's status, and how the loop stops.
 //!
 //! Timing: scrapes fall on a fixed phase per target, `hash(target) mod interval` (as
 //! Prometheus' jitter, but without a per-host seed so every node of a cluster uses the same
@@ -14,18 +14,20 @@
 //! the series without a gap. [`StopMode::Gone`] (the target no longer exists) marks every
 //! series of the last scrape stale, as Prometheus does.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use super::exposition::{self, Line, ParsedSample};
 use super::fetch::fetch;
-use super::sample::{stale_nan, Appender, Labels, Sample};
+use super::sample::{Appender, Labels, Metadata, Sample};
+use super::scrape_cache::{SeriesState, Shaping};
 use super::target::ScrapeTarget;
 use crate::http_client::HttpClient;
+
+/// Numbers scrape loops (each loop's metadata source, see [`Appender::update_metadata`]).
+static NEXT_SOURCE: AtomicU64 = AtomicU64::new(1);
 
 /// How a loop ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,11 @@ pub(crate) struct LoopContext {
 /// Runs until `stop` carries a mode (or its sender is dropped, read as `Moved`).
 pub(crate) async fn run(cx: LoopContext, mut stop: watch::Receiver<Option<StopMode>>) {
     let mut state = SeriesState::default();
+    let source = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
+    let shaping = Shaping {
+        honor_labels: cx.settings.honor_labels,
+        honor_timestamps: cx.settings.honor_timestamps,
+    };
     let interval = cx.settings.interval;
     let offset = phase_offset(cx.target.id ^ cx.settings.jitter_seed, interval);
     let mut next = match cx.catch_up_window {
@@ -96,50 +103,46 @@ pub(crate) async fn run(cx: LoopContext, mut stop: watch::Receiver<Option<StopMo
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
-            mode = stopped(&mut stop) => return finish(&cx, &mut state, mode),
+            mode = stopped(&mut stop) => return finish(&cx, &mut state, source, mode),
         }
         let start_wall = SystemTime::now();
         let start = Instant::now();
         let fetched = tokio::select! {
             r = fetch(&cx.client, &cx.target.url, cx.settings.timeout, cx.settings.body_size_limit_bytes) => r,
-            mode = stopped(&mut stop) => return finish(&cx, &mut state, mode),
+            mode = stopped(&mut stop) => return finish(&cx, &mut state, source, mode),
         };
         let ts_ms = unix_ms(start_wall);
-        let result = fetched.and_then(|body| {
-            let text = std::str::from_utf8(&body).map_err(|e| format!("body is not UTF-8: {e}"))?;
-            state
-                .scraped(&cx.target, &cx.settings, ts_ms, text)
-                .map_err(|e| format!("invalid exposition: {e}"))
-        });
-        let duration = start.elapsed();
-        let (samples, scraped) = match result {
-            Ok((mut samples, n)) => {
-                state.report(&cx.target, ts_ms, Ok(n), duration, &mut samples);
-                (samples, Ok(n))
-            }
-            Err(e) => {
-                let mut samples = state.failed(ts_ms);
-                state.report(&cx.target, ts_ms, Err(()), duration, &mut samples);
-                (samples, Err(e))
-            }
+        let scraped = match fetched {
+            Ok((body, format)) => state.scraped(&cx.target, shaping, ts_ms, &body, format),
+            Err(e) => super::scrape_cache::Scraped {
+                samples: state.failed(ts_ms),
+                error: Some(e),
+                ..Default::default()
+            },
         };
+        let duration = start.elapsed();
+        let mut samples = scraped.samples;
+        let counts = (scraped.total, scraped.added, scraped.series_added);
+        let up = scraped.error.is_none();
+        state.report(&cx.target, ts_ms, up, duration, counts, &mut samples);
         deliver(&cx.sinks, &samples);
         drop(samples);
+        deliver_metadata(&cx.sinks, source, &state.metadata());
         {
             let mut st = cx.status.lock().unwrap();
             st.last_scrape = Some(start_wall);
             st.last_scrape_duration = duration;
             st.scrapes_total += 1;
-            match scraped {
-                Ok(n) => {
+            st.last_samples_scraped = scraped.total;
+            match scraped.error {
+                None => {
                     if st.health == Health::Down {
                         tracing::info!(url = %crate::http_client::redact_url(&cx.target.url), "scrape target is up again");
                     }
                     st.health = Health::Up;
                     st.last_error = None;
-                    st.last_samples_scraped = n;
                 }
-                Err(e) => {
+                Some(e) => {
                     // A warning when the target goes down (once), debug while it stays down.
                     if st.health != Health::Down {
                         tracing::warn!(url = %crate::http_client::redact_url(&cx.target.url), error = %e, "scrape failed; the target is down");
@@ -148,7 +151,6 @@ pub(crate) async fn run(cx: LoopContext, mut stop: watch::Receiver<Option<StopMo
                     }
                     st.health = Health::Down;
                     st.last_error = Some(e);
-                    st.last_samples_scraped = 0;
                 }
             }
         }
@@ -167,11 +169,14 @@ async fn stopped(stop: &mut watch::Receiver<Option<StopMode>>) -> StopMode {
     }
 }
 
-fn finish(cx: &LoopContext, state: &mut SeriesState, mode: StopMode) {
+fn finish(cx: &LoopContext, state: &mut SeriesState, source: u64, mode: StopMode) {
     if mode == StopMode::Gone {
         let samples = state.end_of_run(&cx.target, unix_ms(SystemTime::now()));
         deliver(&cx.sinks, &samples);
     }
+    // The target is no longer ours: its metadata goes with it (Prometheus sends the metadata
+    // of its active targets).
+    deliver_metadata(&cx.sinks, source, &Arc::from(Vec::new()));
 }
 
 fn deliver(sinks: &Sinks, samples: &[Sample]) {
@@ -181,6 +186,13 @@ fn deliver(sinks: &Sinks, samples: &[Sample]) {
     let sinks = sinks.read().unwrap().clone();
     for sink in sinks {
         sink.append(samples);
+    }
+}
+
+fn deliver_metadata(sinks: &Sinks, source: u64, metadata: &Arc<[Metadata]>) {
+    let sinks = sinks.read().unwrap().clone();
+    for sink in sinks {
+        sink.update_metadata(source, metadata);
     }
 }
 
@@ -226,437 +238,9 @@ pub(crate) fn next_slot_wait(now_nanos: u128, interval_nanos: u128, offset_nanos
     interval_nanos - since_phase
 }
 
-/// What the loop remembers between scrapes: a cache of the target's series (so a series
-/// seen before costs a hash lookup, not a parse and a relabelling) and the series of the last
-/// scrape (for staleness).
-///
-/// Both hold exactly the series of the last scrape, so they are bounded by the body size
-/// limit; entries of series that vanished are dropped after every scrape.
-#[derive(Default)]
-pub(crate) struct SeriesState {
-    /// By xxhash64 of the series text as written (`name{labels}`), checked against `text`.
-    cache: PreHashedMap<CachedSeries>,
-    /// Series of the last successful scrape without explicit timestamps, by labels hash,
-    /// with the scrape number that last saw them.
-    previous: PreHashedMap<(Labels, u64)>,
-    /// Scrapes so far (successful or not).
-    generation: u64,
-    /// Labels of `up`, `scrape_duration_seconds`, `scrape_samples_scraped`, once built.
-    report: Option<[Labels; 3]>,
-    /// Whether report series were written (and so get staleness markers at the end).
-    reported: bool,
-}
-
-struct CachedSeries {
-    text: Box<str>,
-    labels: Labels,
-    labels_hash: u64,
-    /// The scrape that last saw it.
-    generation: u64,
-}
-
-/// A map keyed by a hash already computed (the key is used as the hash).
-type PreHashedMap<V> = HashMap<u64, V, BuildHasherDefault<PreHashed>>;
-
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are used; this keeps the hasher total.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-pub(crate) const REPORT_UP: &str = "up";
-pub(crate) const REPORT_DURATION: &str = "scrape_duration_seconds";
-pub(crate) const REPORT_SAMPLES: &str = "scrape_samples_scraped";
-
-impl SeriesState {
-    /// Samples of one scrape at `ts_ms` whose body is `text`: the scraped samples with target
-    /// labels, then staleness markers for series of the last scrape that are gone. Also the
-    /// number of samples scraped. A malformed exposition is an error and changes nothing but
-    /// the cache (call [`SeriesState::failed`]).
-    pub(crate) fn scraped(
-        &mut self,
-        target: &ScrapeTarget,
-        settings: &LoopSettings,
-        ts_ms: i64,
-        text: &str,
-    ) -> Result<(Vec<Sample>, usize), String> {
-        self.generation += 1;
-        let generation = self.generation;
-        let mut out: Vec<Sample> = Vec::with_capacity(self.previous.len() + 8);
-        // Hashes of the tracked samples in `out` (those at the scrape's own timestamp).
-        let mut tracked: Vec<(u64, usize)> = Vec::with_capacity(self.previous.len());
-        for line in exposition::scan(text) {
-            let (labels, labels_hash, value, timestamp_ms) = match line
-                .map_err(|e| e.to_string())?
-            {
-                Line::Sample(raw) => {
-                    let key = xxhash_rust::xxh64::xxh64(raw.series.as_bytes(), 0);
-                    let (labels, labels_hash) = match self.cache.get_mut(&key) {
-                        Some(c) if *c.text == *raw.series => {
-                            c.generation = generation;
-                            (c.labels.clone(), c.labels_hash)
-                        }
-                        hit => {
-                            let collision = hit.is_some();
-                            let (name, pairs) = exposition::parse_series(raw.series)
-                                .map_err(|m| format!("line {}: {m}", raw.line))?;
-                            let labels =
-                                label_parts(&name, &pairs, &target.labels, settings.honor_labels);
-                            let labels_hash = labels.hash();
-                            if !collision {
-                                self.cache.insert(
-                                    key,
-                                    CachedSeries {
-                                        text: raw.series.into(),
-                                        labels: labels.clone(),
-                                        labels_hash,
-                                        generation,
-                                    },
-                                );
-                            }
-                            (labels, labels_hash)
-                        }
-                    };
-                    (labels, labels_hash, raw.value, raw.timestamp_ms)
-                }
-                Line::Parsed(_, p) => {
-                    let labels = label_sample(&p, &target.labels, settings.honor_labels);
-                    let hash = labels.hash();
-                    (labels, hash, p.value, p.timestamp_ms)
-                }
-            };
-            let timestamp_ms = match timestamp_ms {
-                Some(t) if settings.honor_timestamps => t,
-                _ => ts_ms,
-            };
-            // Series with explicit timestamps are not tracked for staleness (Prometheus).
-            if timestamp_ms == ts_ms {
-                tracked.push((labels_hash, out.len()));
-            }
-            out.push(Sample {
-                labels,
-                timestamp_ms,
-                value,
-            });
-        }
-        let scraped = out.len();
-        for (hash, i) in tracked {
-            match self.previous.get_mut(&hash) {
-                Some(entry) => entry.1 = generation,
-                None => {
-                    self.previous
-                        .insert(hash, (out[i].labels.clone(), generation));
-                }
-            }
-        }
-        let mut gone: Vec<Labels> = Vec::new();
-        self.previous.retain(|_, (labels, seen)| {
-            if *seen == generation {
-                true
-            } else {
-                gone.push(labels.clone());
-                false
-            }
-        });
-        out.extend(gone.into_iter().map(|labels| Sample {
-            labels,
-            timestamp_ms: ts_ms,
-            value: stale_nan(),
-        }));
-        self.cache.retain(|_, c| c.generation == generation);
-        Ok((out, scraped))
-    }
-
-    /// Staleness markers for every series of the last scrape, after a failed one.
-    pub(crate) fn failed(&mut self, ts_ms: i64) -> Vec<Sample> {
-        self.generation += 1;
-        self.previous
-            .drain()
-            .map(|(_, (labels, _))| Sample {
-                labels,
-                timestamp_ms: ts_ms,
-                value: stale_nan(),
-            })
-            .collect()
-    }
-
-    /// Appends the report series: `up` (1 when `scraped` is `Ok`), `scrape_duration_seconds`
-    /// and `scrape_samples_scraped`.
-    pub(crate) fn report(
-        &mut self,
-        target: &ScrapeTarget,
-        ts_ms: i64,
-        scraped: Result<usize, ()>,
-        duration: Duration,
-        out: &mut Vec<Sample>,
-    ) {
-        let (up, n) = match scraped {
-            Ok(n) => (1.0, n),
-            Err(()) => (0.0, 0),
-        };
-        let labels = self.report_labels(target).clone();
-        for (labels, (_, value)) in labels.into_iter().zip(report_values(up, duration, n)) {
-            out.push(Sample {
-                labels,
-                timestamp_ms: ts_ms,
-                value,
-            });
-        }
-        self.reported = true;
-    }
-
-    fn report_labels(&mut self, target: &ScrapeTarget) -> &[Labels; 3] {
-        self.report.get_or_insert_with(|| {
-            [REPORT_UP, REPORT_DURATION, REPORT_SAMPLES].map(|name| report_labels(target, name))
-        })
-    }
-
-    /// Staleness markers for everything this loop wrote last, when the target is gone.
-    pub(crate) fn end_of_run(&mut self, target: &ScrapeTarget, ts_ms: i64) -> Vec<Sample> {
-        let mut out = self.failed(ts_ms);
-        if self.reported {
-            for labels in self.report_labels(target).clone() {
-                out.push(Sample {
-                    labels,
-                    timestamp_ms: ts_ms,
-                    value: stale_nan(),
-                });
-            }
-        }
-        self.reported = false;
-        out
-    }
-}
-
-fn report_values(up: f64, duration: Duration, scraped: usize) -> [(&'static str, f64); 3] {
-    [
-        (REPORT_UP, up),
-        (REPORT_DURATION, duration.as_secs_f64()),
-        (REPORT_SAMPLES, scraped as f64),
-    ]
-}
-
-fn report_labels(target: &ScrapeTarget, name: &str) -> Labels {
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(target.labels.len() + 1);
-    pairs.push(("__name__".into(), name.into()));
-    pairs.extend(
-        target
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    Labels::from_pairs(pairs)
-}
-
-/// Attaches target labels to a scraped sample. With `honor_labels = false`, a scraped label
-/// that clashes with a target label is kept as `exported_NAME` (prefixed again while that
-/// name is taken) and the target's value wins; with `true`, the scraped value wins. Empty
-/// values are dropped.
-pub(crate) fn label_sample(p: &ParsedSample, target_labels: &Labels, honor_labels: bool) -> Labels {
-    label_parts(&p.name, &p.labels, target_labels, honor_labels)
-}
-
-/// [`label_sample`] for a decoded series (metric name and labels as written).
-pub(crate) fn label_parts(
-    name: &str,
-    scraped: &[(String, String)],
-    target_labels: &Labels,
-    honor_labels: bool,
-) -> Labels {
-    let mut pairs: Vec<(String, String)> =
-        Vec::with_capacity(scraped.len() + target_labels.len() + 1);
-    pairs.push(("__name__".to_string(), name.to_string()));
-    pairs.extend(scraped.iter().cloned());
-    let mut conflicts: Vec<(String, String)> = Vec::new();
-    for (name, value) in target_labels.iter() {
-        match pairs.iter().position(|(k, _)| k == name) {
-            Some(i) if honor_labels => {
-                if pairs[i].1.is_empty() {
-                    pairs[i].1 = value.to_string();
-                }
-            }
-            Some(i) => {
-                let old = std::mem::replace(&mut pairs[i].1, value.to_string());
-                if !old.is_empty() {
-                    conflicts.push((name.to_string(), old));
-                }
-            }
-            None => pairs.push((name.to_string(), value.to_string())),
-        }
-    }
-    for (name, value) in conflicts {
-        let mut exported = format!("exported_{name}");
-        while pairs.iter().any(|(k, _)| *k == exported) {
-            exported = format!("exported_{exported}");
-        }
-        pairs.push((exported, value));
-    }
-    Labels::from_pairs(pairs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ScrapeConfig;
-    use crate::discovery::Target;
-    use crate::scrape::sample::is_stale_nan;
-
-    fn target() -> ScrapeTarget {
-        ScrapeTarget::new(
-            &Target::from_labels([("__address__", "h:1"), ("env", "prod")]),
-            &ScrapeConfig::with_defaults("t"),
-        )
-        .unwrap()
-    }
-
-    fn settings() -> LoopSettings {
-        LoopSettings {
-            interval: Duration::from_secs(15),
-            timeout: Duration::from_secs(10),
-            honor_labels: false,
-            honor_timestamps: true,
-            body_size_limit_bytes: 1 << 20,
-            jitter_seed: 0,
-        }
-    }
-
-    #[test]
-    fn clashing_scraped_labels_become_exported() {
-        let p =
-            exposition::parse(r#"m{job="theirs",instance="i",exported_job="x",a="1"} 1"#).unwrap();
-        let l = label_sample(&p[0], &target().labels, false);
-        assert_eq!(
-            format!("{l:?}"),
-            r#"{__name__="m", a="1", env="prod", exported_exported_job="theirs", exported_instance="i", exported_job="x", instance="h:1", job="prometheus.scrape.t"}"#
-        );
-        let l = label_sample(&p[0], &target().labels, true);
-        assert_eq!(l.get("job"), Some("theirs"));
-        assert_eq!(l.get("instance"), Some("i"));
-        assert_eq!(l.get("env"), Some("prod"));
-    }
-
-    /// One scrape as the loop does it: samples (or staleness markers after a failure) and
-    /// the report series.
-    fn scrape(
-        st: &mut SeriesState,
-        t: &ScrapeTarget,
-        ts_ms: i64,
-        body: Result<&str, ()>,
-    ) -> Vec<Sample> {
-        let mut out = match body.map(|text| st.scraped(t, &settings(), ts_ms, text)) {
-            Ok(Ok((mut out, n))) => {
-                st.report(t, ts_ms, Ok(n), Duration::from_millis(20), &mut out);
-                out
-            }
-            _ => {
-                let mut out = st.failed(ts_ms);
-                st.report(t, ts_ms, Err(()), Duration::ZERO, &mut out);
-                out
-            }
-        };
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        out
-    }
-
-    fn value_of<'a>(out: &'a [Sample], name: &str) -> Option<&'a Sample> {
-        out.iter().find(|s| s.labels.name() == name)
-    }
-
-    #[test]
-    fn scrape_adds_report_series_and_marks_vanished_series_stale() {
-        let t = target();
-        let mut st = SeriesState::default();
-        let out = scrape(&mut st, &t, 5000, Ok("a 1\nb 2\nc 3 1000\n"));
-        assert_eq!(out.len(), 6);
-        assert_eq!(
-            value_of(&out, "c").unwrap().timestamp_ms,
-            1000,
-            "explicit timestamp honoured"
-        );
-        let up = value_of(&out, "up").unwrap();
-        assert_eq!(up.value, 1.0);
-        assert_eq!(up.labels.get("job"), Some("prometheus.scrape.t"));
-        assert_eq!(value_of(&out, "scrape_samples_scraped").unwrap().value, 3.0);
-
-        let out = scrape(&mut st, &t, 20000, Ok("a 1\n"));
-        let stale: Vec<&str> = out
-            .iter()
-            .filter(|s| is_stale_nan(s.value))
-            .map(|s| s.labels.name())
-            .collect();
-        assert_eq!(
-            stale,
-            vec!["b"],
-            "only the vanished series without explicit timestamp"
-        );
-
-        let out = scrape(&mut st, &t, 35000, Err(()));
-        assert!(out
-            .iter()
-            .any(|s| s.labels.name() == "a" && is_stale_nan(s.value)));
-        assert_eq!(value_of(&out, "up").unwrap().value, 0.0);
-
-        let end = st.end_of_run(&t, 40000);
-        assert!(end.iter().all(|s| is_stale_nan(s.value)));
-        assert_eq!(end.len(), 3, "only the report series remained");
-    }
-
-    #[test]
-    fn a_malformed_body_fails_the_scrape_and_marks_the_last_series_stale() {
-        let t = target();
-        let mut st = SeriesState::default();
-        scrape(&mut st, &t, 1000, Ok("a 1\nb{x=\"1\"} 2\n"));
-        let e = st
-            .scraped(&t, &settings(), 2000, "a 1\nnew 5\nb{x=\"1\" 2\n")
-            .unwrap_err();
-        assert!(e.starts_with("line 3:"), "{e}");
-        let out = scrape(&mut st, &t, 2000, Err(()));
-        let mut stale: Vec<&str> = out
-            .iter()
-            .filter(|s| is_stale_nan(s.value))
-            .map(|s| s.labels.name())
-            .collect();
-        stale.sort();
-        assert_eq!(
-            stale,
-            vec!["a", "b"],
-            "the last good scrape's series, not `new`"
-        );
-    }
-
-    #[test]
-    fn a_series_seen_before_reuses_its_labels_and_one_written_differently_is_the_same_series() {
-        let t = target();
-        let mut st = SeriesState::default();
-        let first = scrape(&mut st, &t, 1000, Ok("m{a=\"1\",b=\"2\"} 1\n"));
-        let second = scrape(&mut st, &t, 2000, Ok("m{a=\"1\",b=\"2\"} 2\n"));
-        let (x, y) = (
-            value_of(&first, "m").unwrap(),
-            value_of(&second, "m").unwrap(),
-        );
-        assert_eq!(x.labels, y.labels);
-        assert_eq!(st.cache.len(), 1);
-        // The same labels in another order: same series, no staleness marker for it.
-        let third = scrape(&mut st, &t, 3000, Ok("m{b=\"2\", a=\"1\"} 3\n"));
-        let m: Vec<&Sample> = third.iter().filter(|s| s.labels.name() == "m").collect();
-        assert_eq!(m.len(), 1, "{third:?}");
-        assert_eq!(m[0].value, 3.0);
-        assert_eq!(st.cache.len(), 1, "the old spelling was evicted");
-    }
 
     #[test]
     fn slots_fall_on_the_phase_strictly_after_now() {

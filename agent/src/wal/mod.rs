@@ -84,6 +84,9 @@ impl Default for WalOptions {
 pub struct WalMetrics {
     /// Samples written (`prometheus_remote_write_wal_samples_appended_total`).
     pub samples_appended: AtomicU64,
+    /// Samples the component refused because their timestamp was no later than its start
+    /// (`agent_remote_write_samples_before_start_total`; counted by the component).
+    pub samples_before_start: AtomicU64,
     /// Series created (`prometheus_remote_write_wal_storage_created_series_total`).
     pub series_created: AtomicU64,
     /// Series in the table (`prometheus_remote_write_wal_storage_active_series`).

@@ -246,6 +246,25 @@ pub struct TargetFleet {
 
 pub type Render = Arc<dyn Fn(usize, u64) -> String + Send + Sync>;
 
+/// How the targets answer: the `Content-Type` of the rendered body, and whether they gzip it
+/// for a scraper that accepts gzip.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    pub content_type: &'static str,
+    pub gzip: bool,
+}
+
+impl Serving {
+    pub const TEXT: Serving = Serving {
+        content_type: "text/plain; version=0.0.4; charset=utf-8",
+        gzip: false,
+    };
+    pub const OPENMETRICS: Serving = Serving {
+        content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        gzip: false,
+    };
+}
+
 impl TargetFleet {
     pub fn start(n: usize, worker_threads: usize, render: Render) -> TargetFleet {
         TargetFleet::start_with_tls(n, worker_threads, render, None)
@@ -257,6 +276,17 @@ impl TargetFleet {
         worker_threads: usize,
         render: Render,
         tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> TargetFleet {
+        TargetFleet::start_serving(n, worker_threads, render, tls, Serving::TEXT)
+    }
+
+    /// Like [`TargetFleet::start_with_tls`], answering as `serving` says.
+    pub fn start_serving(
+        n: usize,
+        worker_threads: usize,
+        render: Render,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        serving: Serving,
     ) -> TargetFleet {
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -287,9 +317,15 @@ impl TargetFleet {
                             let reply = if req.uri().path() == "/metrics" {
                                 let k = count.fetch_add(1, Ordering::Relaxed);
                                 scrapes.fetch_add(1, Ordering::Relaxed);
-                                response(200, render(index, k))
+                                let gzip = serving.gzip
+                                    && req
+                                        .headers()
+                                        .get("accept-encoding")
+                                        .and_then(|v| v.to_str().ok())
+                                        .is_some_and(|v| v.contains("gzip"));
+                                response(200, render(index, k), serving.content_type, gzip)
                             } else {
-                                response(404, String::new())
+                                response(404, String::new(), serving.content_type, false)
                             };
                             async move { Ok::<_, std::convert::Infallible>(reply) }
                         });
@@ -324,11 +360,18 @@ impl Drop for TargetFleet {
     }
 }
 
-fn response(status: u16, body: String) -> Response<Full<Bytes>> {
-    Response::builder()
+fn response(status: u16, body: String, content_type: &str, gzip: bool) -> Response<Full<Bytes>> {
+    let b = Response::builder()
         .status(status)
-        .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        .body(Full::new(Bytes::from(body)))
+        .header("Content-Type", content_type);
+    if !gzip {
+        return b.body(Full::new(Bytes::from(body))).unwrap();
+    }
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(body.as_bytes()).unwrap();
+    b.header("Content-Encoding", "gzip")
+        .body(Full::new(Bytes::from(e.finish().unwrap())))
         .unwrap()
 }
 
