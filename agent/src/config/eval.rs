@@ -2,7 +2,7 @@
 //! value types, required attributes, duplicate names, and references between components
 //! (which may appear in any order in the file). Every error carries `file:line:col`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::error::{ConfigError, Pos};
 use super::fields::{Cx, Fields};
@@ -60,26 +60,40 @@ fn exports(kind: &str) -> &'static [(&'static str, Export)] {
 }
 
 pub fn evaluate(body: &Body, file: &str) -> Result<Config, ConfigError> {
+    let (config, mut errors) = evaluate_all(body, file, &BTreeSet::new());
+    match errors.is_empty() {
+        true => Ok(config),
+        false => Err(errors.swap_remove(0)),
+    }
+}
+
+/// Checks every component and returns what could be built with every error (each
+/// component's first one): the errors of pass 1 (unknown, unlabeled or duplicate blocks),
+/// then those of each component, then loops. The top-level statements whose index is in
+/// `skip` are declared (references to them resolve) but not checked: they already failed.
+pub fn evaluate_all(body: &Body, file: &str, skip: &BTreeSet<usize>) -> (Config, Vec<ConfigError>) {
     let cx = Cx { file };
+    let mut errors = Vec::new();
     // Pass 1: which components exist, so references may point forwards.
     let mut declared: HashMap<(String, String), Pos> = HashMap::new();
     let mut blocks = Vec::new();
-    for stmt in &body.stmts {
+    for (index, stmt) in body.stmts.iter().enumerate() {
         let block = match stmt {
             Stmt::Attr(a) => {
-                return Err(cx.err(
+                errors.push(cx.err(
                     a.pos,
                     format!(
                         "unexpected attribute `{}` at top level; expected a component block ({})",
                         a.name,
                         KINDS.join(", ")
                     ),
-                ))
+                ));
+                continue;
             }
             Stmt::Block(b) => b,
         };
         if !KINDS.contains(&block.name.as_str()) {
-            return Err(cx.err(
+            errors.push(cx.err(
                 block.pos,
                 format!(
                     "unknown component `{}`; expected one of: {}",
@@ -87,67 +101,78 @@ pub fn evaluate(body: &Body, file: &str) -> Result<Config, ConfigError> {
                     KINDS.join(", ")
                 ),
             ));
+            continue;
         }
         let Some((label, label_pos)) = &block.label else {
-            return Err(cx.err(
+            errors.push(cx.err(
                 block.pos,
                 format!(
                     "component `{}` needs a label; expected `{} \"NAME\" {{ ... }}`",
                     block.name, block.name
                 ),
             ));
+            continue;
         };
         if !is_identifier(label) {
-            return Err(cx.err(
+            errors.push(cx.err(
                 *label_pos,
                 format!("invalid component label {label:?}; expected letters, digits and underscores, not starting with a digit"),
             ));
+            continue;
         }
         let key = (block.name.clone(), label.clone());
         if let Some(first) = declared.get(&key) {
-            return Err(cx.err(
+            errors.push(cx.err(
                 block.pos,
                 format!(
                     "duplicate component `{}.{label}`; first defined at {file}:{}:{}",
                     block.name, first.line, first.col
                 ),
             ));
+            continue;
         }
         declared.insert(key, block.pos);
-        blocks.push((block, label.clone()));
+        if !skip.contains(&index) {
+            blocks.push((block, label.clone()));
+        }
     }
 
     let cx = RefCx { cx, declared };
     let mut config = Config::default();
     for (block, name) in blocks {
-        match block.name.as_str() {
-            KIND_SCRAPE => config.scrapes.push(cx.scrape(block, &name)?),
-            KIND_FILE => config.file_discoveries.push(cx.file(block, &name)?),
-            KIND_DISCOVERY_RELABEL => config
-                .discovery_relabels
-                .push(cx.discovery_relabel(block, &name)?),
-            KIND_METRIC_RELABEL => config
-                .metric_relabels
-                .push(cx.metric_relabel(block, &name)?),
-            KIND_REMOTE_WRITE => config.remote_writes.push(cx.remote_write(block, &name)?),
-            KIND_KUBERNETES => config
-                .kubernetes_discoveries
-                .push(cx.kubernetes(block, &name)?),
-            KIND_PODMONITORS => {
-                config
-                    .operators
-                    .push(cx.operator(block, &name, MonitorKind::PodMonitors)?)
-            }
-            KIND_SERVICEMONITORS => {
-                config
-                    .operators
-                    .push(cx.operator(block, &name, MonitorKind::ServiceMonitors)?)
-            }
+        let result = match block.name.as_str() {
+            KIND_SCRAPE => cx.scrape(block, &name).map(|c| config.scrapes.push(c)),
+            KIND_FILE => cx
+                .file(block, &name)
+                .map(|c| config.file_discoveries.push(c)),
+            KIND_DISCOVERY_RELABEL => cx
+                .discovery_relabel(block, &name)
+                .map(|c| config.discovery_relabels.push(c)),
+            KIND_METRIC_RELABEL => cx
+                .metric_relabel(block, &name)
+                .map(|c| config.metric_relabels.push(c)),
+            KIND_REMOTE_WRITE => cx
+                .remote_write(block, &name)
+                .map(|c| config.remote_writes.push(c)),
+            KIND_KUBERNETES => cx
+                .kubernetes(block, &name)
+                .map(|c| config.kubernetes_discoveries.push(c)),
+            KIND_PODMONITORS => cx
+                .operator(block, &name, MonitorKind::PodMonitors)
+                .map(|c| config.operators.push(c)),
+            KIND_SERVICEMONITORS => cx
+                .operator(block, &name, MonitorKind::ServiceMonitors)
+                .map(|c| config.operators.push(c)),
             _ => unreachable!("checked in pass 1"),
+        };
+        if let Err(e) = result {
+            errors.push(e);
         }
     }
-    check_cycles(&cx, &config)?;
-    Ok(config)
+    if let Err(e) = check_cycles(&cx, &config) {
+        errors.push(e);
+    }
+    (config, errors)
 }
 
 fn is_identifier(s: &str) -> bool {

@@ -23,6 +23,7 @@ mod duration;
 mod error;
 mod eval;
 mod fields;
+pub mod format;
 mod functions;
 mod kubernetes;
 mod lexer;
@@ -77,6 +78,52 @@ impl Config {
         let mut body = syntax::parse(src, filename)?;
         functions::fold_body(&mut body, filename, env)?;
         eval::evaluate(&body, filename)
+    }
+
+    /// Every error of configuration text, for `agent validate`: lexical and syntax errors
+    /// (parsing goes on after each), or, when the syntax is sound, every function error and
+    /// each component's first error. Sorted by position. On success, the configuration and
+    /// where each component is defined (`prometheus.scrape.NAME` -> its block's position).
+    pub fn diagnose(
+        src: &str,
+        filename: &str,
+        env: &dyn Environment,
+    ) -> Result<(Config, std::collections::BTreeMap<String, Pos>), Vec<ConfigError>> {
+        let (mut body, errors) = syntax::parse_recovering(src, filename);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut errors = Vec::new();
+        let mut failed = std::collections::BTreeSet::new();
+        for (index, stmt) in body.stmts.iter_mut().enumerate() {
+            let before = errors.len();
+            let mut one = syntax::Body {
+                stmts: vec![stmt.clone()],
+            };
+            functions::fold_body_collecting(&mut one, filename, env, &mut errors);
+            *stmt = one.stmts.remove(0);
+            if errors.len() > before {
+                failed.insert(index);
+            }
+        }
+        let (config, eval_errors) = eval::evaluate_all(&body, filename, &failed);
+        errors.extend(eval_errors);
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.pos());
+            return Err(errors);
+        }
+        let positions = body
+            .stmts
+            .iter()
+            .filter_map(|stmt| match stmt {
+                syntax::Stmt::Block(b) => {
+                    let (label, _) = b.label.as_ref()?;
+                    Some((format!("{}.{label}", b.name), b.pos))
+                }
+                syntax::Stmt::Attr(_) => None,
+            })
+            .collect();
+        Ok((config, positions))
     }
 
     /// A stable hash of what the configuration means, for the configuration-drift alert

@@ -161,21 +161,32 @@ pub struct PipelineStats {
 /// certificate, key and credentials file once, so a configuration that names a missing or
 /// bad file is refused at load (and a reload keeps the running one) with the component named.
 pub fn check_clients(config: &Config) -> Result<(), String> {
+    match client_errors(config).into_iter().next() {
+        Some((id, e)) => Err(format!("{id}: {e}")),
+        None => Ok(()),
+    }
+}
+
+/// Every client that cannot be built, as (component id, what is wrong), in configuration
+/// order ([`check_clients`] reports the first; `agent validate` all of them).
+pub fn client_errors(config: &Config) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
     for s in &config.scrapes {
-        HttpClient::new(&s.client, crate::http_client::USER_AGENT)
-            .map_err(|e| format!("{}: {e}", s.id()))?;
+        if let Err(e) = HttpClient::new(&s.client, crate::http_client::USER_AGENT) {
+            errors.push((s.id(), e.to_string()));
+        }
     }
     for rw in &config.remote_writes {
         for e in &rw.endpoints {
-            HttpClient::new(&e.client, crate::http_client::USER_AGENT).map_err(|err| {
-                format!(
-                    "prometheus.remote_write.{} endpoint {:?}: {err}",
-                    rw.name, e.name
-                )
-            })?;
+            if let Err(err) = HttpClient::new(&e.client, crate::http_client::USER_AGENT) {
+                errors.push((
+                    format!("prometheus.remote_write.{}", rw.name),
+                    format!("endpoint {:?}: {err}", e.name),
+                ));
+            }
         }
     }
-    Ok(())
+    errors
 }
 
 /// The WAL directory of a remote_write component: Alloy's layout,
