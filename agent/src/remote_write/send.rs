@@ -148,8 +148,10 @@ impl Sender {
             m.requests_total.fetch_add(1, Relaxed);
             let started = Instant::now();
             let outcome = self.send_once(body.clone()).await;
+            let took = started.elapsed();
             m.send_nanos_total
-                .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+                .fetch_add(took.as_nanos() as u64, Relaxed);
+            m.sent_batch_duration.0.observe(took.as_secs_f64());
             match outcome {
                 Outcome::Sent => {
                     m.samples_sent_total.fetch_add(n, Relaxed);
