@@ -12,6 +12,7 @@ pub mod kubernetes;
 pub mod metrics;
 pub mod operator;
 pub mod pipeline;
+pub mod pyroscope;
 pub mod relabel;
 pub mod remote_write;
 pub mod resolve;

@@ -19,7 +19,9 @@ pub(super) const KIND_REMOTE_WRITE: &str = "prometheus.remote_write";
 pub(super) const KIND_KUBERNETES: &str = "discovery.kubernetes";
 pub(super) const KIND_PODMONITORS: &str = "prometheus.operator.podmonitors";
 pub(super) const KIND_SERVICEMONITORS: &str = "prometheus.operator.servicemonitors";
-const KINDS: [&str; 8] = [
+pub(super) const KIND_PYROSCOPE_SCRAPE: &str = "pyroscope.scrape";
+pub(super) const KIND_PYROSCOPE_WRITE: &str = "pyroscope.write";
+const KINDS: [&str; 10] = [
     KIND_SCRAPE,
     KIND_FILE,
     KIND_KUBERNETES,
@@ -28,6 +30,8 @@ const KINDS: [&str; 8] = [
     KIND_REMOTE_WRITE,
     KIND_PODMONITORS,
     KIND_SERVICEMONITORS,
+    KIND_PYROSCOPE_SCRAPE,
+    KIND_PYROSCOPE_WRITE,
 ];
 
 /// What a reference points at, once checked.
@@ -36,6 +40,8 @@ pub(super) enum Export {
     Targets,
     Receiver,
     Rules,
+    /// A `pyroscope.write` receiver (profiles).
+    Profiles,
 }
 
 impl Export {
@@ -44,6 +50,7 @@ impl Export {
             Export::Targets => "list of targets",
             Export::Receiver => "receiver",
             Export::Rules => "list of relabel rules",
+            Export::Profiles => "profile receiver",
         }
     }
 }
@@ -55,6 +62,7 @@ fn exports(kind: &str) -> &'static [(&'static str, Export)] {
         KIND_DISCOVERY_RELABEL => &[("output", Export::Targets), ("rules", Export::Rules)],
         KIND_METRIC_RELABEL => &[("receiver", Export::Receiver), ("rules", Export::Rules)],
         KIND_REMOTE_WRITE => &[("receiver", Export::Receiver)],
+        KIND_PYROSCOPE_WRITE => &[("receiver", Export::Profiles)],
         _ => &[],
     }
 }
@@ -163,6 +171,12 @@ pub fn evaluate_all(body: &Body, file: &str, skip: &BTreeSet<usize>) -> (Config,
             KIND_SERVICEMONITORS => cx
                 .operator(block, &name, MonitorKind::ServiceMonitors)
                 .map(|c| config.operators.push(c)),
+            KIND_PYROSCOPE_SCRAPE => cx
+                .pyroscope_scrape(block, &name)
+                .map(|c| config.profile_scrapes.push(c)),
+            KIND_PYROSCOPE_WRITE => cx
+                .pyroscope_write(block, &name)
+                .map(|c| config.profile_writes.push(c)),
             _ => unreachable!("checked in pass 1"),
         };
         if let Err(e) = result {
@@ -188,7 +202,11 @@ pub(super) struct RefCx<'a> {
 
 impl RefCx<'_> {
     /// Checks a reference `KIND.NAME.EXPORT` to a `want` and returns the kind and name.
-    fn reference(&self, e: &Expr, want: Export) -> Result<(&'static str, String), ConfigError> {
+    pub(super) fn reference(
+        &self,
+        e: &Expr,
+        want: Export,
+    ) -> Result<(&'static str, String), ConfigError> {
         let cx = &self.cx;
         let ExprKind::Ref(path) = &e.kind else {
             return Err(cx.type_err(e, &format!("reference to a {}", want.describe())));
@@ -501,5 +519,6 @@ fn example(want: Export) -> &'static str {
         Export::Targets => "discovery.file.NAME.targets",
         Export::Receiver => "prometheus.remote_write.NAME.receiver",
         Export::Rules => "discovery.relabel.NAME.rules",
+        Export::Profiles => "pyroscope.write.NAME.receiver",
     }
 }

@@ -1,6 +1,7 @@
 //! The agent's configuration file: the subset of the Alloy (River) syntax for the components
 //! we support — `prometheus.scrape`, `discovery.file`, `discovery.relabel`,
-//! `prometheus.relabel`, `prometheus.remote_write` — with the standard library functions
+//! `prometheus.relabel`, `prometheus.remote_write`, `discovery.kubernetes`,
+//! `prometheus.operator.*`, `pyroscope.scrape`, `pyroscope.write` — with the standard library functions
 //! (`sys.env`, `constants.*`, `concat`, `format`, ...), and the checked model they become. Loading is all-or-nothing: a file with any error yields a
 //! [`ConfigError`] naming `file:line:col` and what was expected, so a reload can keep the old
 //! config running. This module starts nothing; the agent builds components from [`Config`].
@@ -28,6 +29,7 @@ mod functions;
 mod kubernetes;
 mod lexer;
 mod model;
+mod pyroscope;
 mod rules;
 mod syntax;
 
@@ -37,6 +39,10 @@ pub use duration::{format_duration, parse_bytes, parse_duration};
 pub use error::{ConfigError, Pos};
 pub use functions::{Environment, ProcessEnvironment};
 pub use model::*;
+pub use pyroscope::{
+    default_profile_types, ProfileEndpointConfig, ProfileScrapeConfig, ProfileType,
+    ProfileWriteConfig,
+};
 
 /// Largest configuration file read.
 pub const CONFIG_SIZE_MAX_BYTES: u64 = 16 * 1024 * 1024;
@@ -144,6 +150,10 @@ impl Config {
         canonical
             .metric_relabels
             .sort_by(|a, b| a.name.cmp(&b.name));
+        canonical
+            .profile_scrapes
+            .sort_by(|a, b| a.name.cmp(&b.name));
+        canonical.profile_writes.sort_by(|a, b| a.name.cmp(&b.name));
         let bytes = serde_json::to_vec(&canonical).expect("config serializes");
         xxhash_rust::xxh64::xxh64(&bytes, 0)
     }

@@ -112,6 +112,7 @@ impl Collector for PipelineCollector {
                     .collect::<Vec<_>>(),
             )?;
         }
+        profile_families(&mut e, &stats)?;
         if !stats.kubernetes.is_empty() {
             kubernetes_families(&mut e, &stats.kubernetes)?;
         }
@@ -380,6 +381,87 @@ fn wal_metrics(
             &wals
                 .iter()
                 .map(|(c, m)| (id(c), value(m)))
+                .collect::<Vec<_>>(),
+        )?;
+    }
+    Ok(())
+}
+
+/// `pyroscope.scrape` and `pyroscope.write` counters (Alloy's `pyroscope_write_*` names,
+/// with `component_id` and `endpoint`).
+fn profile_families(
+    e: &mut DescriptorEncoder,
+    stats: &crate::pipeline::PipelineStats,
+) -> std::fmt::Result {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !stats.profile_scrapes.is_empty() {
+        let id = |c: &String| vec![("component_id", c.clone())];
+        counter_family(
+            e,
+            "agent_pyroscope_scrape_profiles",
+            "Profiles a pyroscope.scrape component fetched and forwarded.",
+            &stats
+                .profile_scrapes
+                .iter()
+                .map(|(c, n)| (id(c), n.profiles.load(Relaxed)))
+                .collect::<Vec<_>>(),
+        )?;
+        counter_family(
+            e,
+            "agent_pyroscope_scrape_failures",
+            "Profile scrapes that failed (connection, status, not a pprof profile).",
+            &stats
+                .profile_scrapes
+                .iter()
+                .map(|(c, n)| (id(c), n.failures.load(Relaxed)))
+                .collect::<Vec<_>>(),
+        )?;
+    }
+    if stats.profile_writes.is_empty() {
+        return Ok(());
+    }
+    type Read = fn(&crate::pyroscope::write::EndpointCounters) -> u64;
+    let families: [(&str, &str, Read); 5] = [
+        (
+            "pyroscope_write_sent_bytes",
+            "Profile bytes sent to Pyroscope.",
+            |c| c.sent_bytes.load(Relaxed),
+        ),
+        (
+            "pyroscope_write_sent_profiles",
+            "Profiles sent to Pyroscope.",
+            |c| c.sent_profiles.load(Relaxed),
+        ),
+        (
+            "pyroscope_write_dropped_bytes",
+            "Profile bytes given up on (queue full, refused, retries exhausted).",
+            |c| c.dropped_bytes.load(Relaxed),
+        ),
+        (
+            "pyroscope_write_dropped_profiles",
+            "Profiles given up on (queue full, refused, retries exhausted).",
+            |c| c.dropped_profiles.load(Relaxed),
+        ),
+        (
+            "pyroscope_write_retries",
+            "Pushes to Pyroscope retried.",
+            |c| c.retries.load(Relaxed),
+        ),
+    ];
+    for (name, help, read) in families {
+        counter_family(
+            e,
+            name,
+            help,
+            &stats
+                .profile_writes
+                .iter()
+                .map(|(c, ep, n)| {
+                    (
+                        vec![("component_id", c.clone()), ("endpoint", ep.clone())],
+                        read(n),
+                    )
+                })
                 .collect::<Vec<_>>(),
         )?;
     }

@@ -42,6 +42,7 @@ use crate::wal::Wal;
 
 pub mod controller;
 mod operators;
+mod pyroscope;
 mod stats;
 
 pub use stats::{MetricRelabelStats, PipelineStats, RemoteWriteStats, ScrapeStats};
@@ -91,6 +92,10 @@ struct State {
     /// Components whose last evaluation failed (could not start, settings not applied), by
     /// id, with why; they count as unhealthy.
     failed: BTreeMap<String, String>,
+    /// `pyroscope.write` components by name.
+    profile_writes: BTreeMap<String, Arc<crate::pyroscope::write::ProfileWriter>>,
+    /// `pyroscope.scrape` components by name.
+    profile_scrapes: BTreeMap<String, pyroscope::ProfileScrapeComponent>,
 }
 
 /// What a discovery component runs, with its settings (an unchanged component keeps running
@@ -145,6 +150,21 @@ pub fn client_errors(config: &Config) -> Vec<(String, String)> {
             errors.push((s.id(), e.to_string()));
         }
     }
+    for s in &config.profile_scrapes {
+        if let Err(e) = HttpClient::new(&s.client, crate::http_client::USER_AGENT) {
+            errors.push((s.id(), e.to_string()));
+        }
+    }
+    for w in &config.profile_writes {
+        for e in &w.endpoints {
+            if let Err(err) = HttpClient::new(&e.client, crate::http_client::USER_AGENT) {
+                errors.push((
+                    format!("pyroscope.write.{}", w.name),
+                    format!("endpoint {:?}: {err}", e.name),
+                ));
+            }
+        }
+    }
     for rw in &config.remote_writes {
         for e in &rw.endpoints {
             if let Err(err) = HttpClient::new(&e.client, crate::http_client::USER_AGENT) {
@@ -197,6 +217,8 @@ impl Pipeline {
                 peers: Vec::new(),
                 stopped: false,
                 failed: BTreeMap::new(),
+                profile_writes: BTreeMap::new(),
+                profile_scrapes: BTreeMap::new(),
             }),
             targets_changed: Arc::new(Notify::new()),
             controller: Arc::default(),
@@ -415,8 +437,9 @@ impl Pipeline {
             comp.manager.stop_all(StopMode::Gone);
         }
 
-        // 4. prometheus.operator.*.
+        // 4. prometheus.operator.*, pyroscope.*.
         self.apply_operators(st, &config);
+        self.apply_pyroscope(st, &config);
 
         // 5. Targets and ownership under the new configuration.
         for comp in st.scrapes.values_mut() {
@@ -428,6 +451,7 @@ impl Pipeline {
             }
         }
         self.sync_operators(st);
+        self.sync_pyroscope(st);
         drop(_evaluating);
         drop(guard);
 
@@ -458,6 +482,9 @@ impl Pipeline {
             comp.sharder.set_peers(&st.peers);
             comp.reassign(&self.node, st.stopped, &[]);
         }
+        for comp in st.profile_scrapes.values_mut() {
+            comp.set_peers(&st.peers, &self.node, st.stopped);
+        }
     }
 
     /// Re-reads every component's targets from the discoveries; re-evaluates ownership of the
@@ -476,6 +503,7 @@ impl Pipeline {
             timer.done(&self.controller, &comp.config.id());
         }
         self.sync_operators(st);
+        self.sync_pyroscope(st);
     }
 
     /// A task that tells the pipeline (and the controller metrics) each time `rx` changes:
@@ -504,6 +532,9 @@ impl Pipeline {
         for comp in st.scrapes.values_mut().chain(jobs) {
             comp.manager.stop_all(StopMode::Moved);
             comp.owned = 0;
+        }
+        for comp in st.profile_scrapes.values_mut() {
+            comp.stop();
         }
     }
 

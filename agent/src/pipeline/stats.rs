@@ -60,6 +60,14 @@ pub struct PipelineStats {
     /// (`clustering { enabled = true }`).
     pub cluster_observers: usize,
     pub controller: Arc<ControllerMetrics>,
+    /// Each `pyroscope.scrape` component's counters, by component id.
+    pub profile_scrapes: Vec<(String, Arc<crate::pyroscope::scrape::ScrapeCounters>)>,
+    /// Each `pyroscope.write` endpoint's counters: component id, endpoint name, counters.
+    pub profile_writes: Vec<(
+        String,
+        String,
+        Arc<crate::pyroscope::write::EndpointCounters>,
+    )>,
 }
 
 impl Pipeline {
@@ -103,6 +111,16 @@ impl Pipeline {
                     .iter()
                     .map(|(id, o)| (id.clone(), healthy(o.errors().is_empty()))),
             )
+            .chain(
+                st.profile_writes
+                    .keys()
+                    .map(|n| (format!("pyroscope.write.{n}"), Health::Healthy)),
+            )
+            .chain(
+                st.profile_scrapes
+                    .keys()
+                    .map(|n| (format!("pyroscope.scrape.{n}"), Health::Healthy)),
+            )
             .collect();
         // A component that failed its last evaluation is unhealthy, running or not.
         for (id, _) in &st.failed {
@@ -120,6 +138,10 @@ impl Pipeline {
             + st.operators
                 .values()
                 .filter(|o| o.clustering_enabled())
+                .count()
+            + st.profile_scrapes
+                .values()
+                .filter(|c| c.clustering_enabled())
                 .count();
         PipelineStats {
             kubernetes: st
@@ -142,6 +164,7 @@ impl Pipeline {
                     owned: c.owned,
                 })
                 .chain(st.operators.values().map(|o| o.stats()))
+                .chain(st.profile_scrapes.values().map(|c| c.stats()))
                 .collect(),
             remote_writes: st
                 .remote_writes
@@ -173,6 +196,20 @@ impl Pipeline {
             components,
             cluster_observers,
             controller: self.controller.clone(),
+            profile_scrapes: st
+                .profile_scrapes
+                .iter()
+                .map(|(n, c)| (format!("pyroscope.scrape.{n}"), c.counters()))
+                .collect(),
+            profile_writes: st
+                .profile_writes
+                .iter()
+                .flat_map(|(n, w)| {
+                    w.counters()
+                        .into_iter()
+                        .map(move |(e, c)| (format!("pyroscope.write.{n}"), e, c))
+                })
+                .collect(),
         }
     }
 }
