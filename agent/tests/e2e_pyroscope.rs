@@ -152,10 +152,12 @@ pyroscope.write "local" {{
             let all = seen
                 .get(&(instance.clone(), t.to_string()))
                 .unwrap_or_else(|| panic!("no {t} profile of {service} ({instance})"));
-            owner_of
-                .entry(instance.clone())
-                .or_default()
-                .extend(all.iter().map(|(a, _)| a.clone()));
+            // Owners in the measured window (at the start, targets move as nodes join).
+            owner_of.entry(instance.clone()).or_default().extend(
+                all.iter()
+                    .filter(|(_, at)| *at >= start)
+                    .map(|(a, _)| a.clone()),
+            );
             let times: Vec<Instant> = all
                 .iter()
                 .map(|(_, at)| *at)

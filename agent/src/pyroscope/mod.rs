@@ -3,6 +3,7 @@
 //! ([`write`], wire format in [`push`]). The pipeline owns the components and shares the
 //! targets between cluster nodes exactly as for `prometheus.scrape`.
 
+pub mod delta;
 pub mod push;
 pub mod scrape;
 pub mod write;

@@ -12,10 +12,11 @@
 //! loop starts at an offset within the interval derived from its target, so the targets of
 //! one node are spread over the interval.
 //!
-//! Unlike Alloy, cumulative profiles (memory allocations, block, mutex) are pushed as the
-//! target serves them (totals since the process started) and without `__delta__="false"`;
-//! Alloy subtracts the previous profile locally. It owns no sharding: the pipeline hands it
-//! the targets this node owns.
+//! Cumulative profiles (memory allocations, block, mutex) are turned into differences
+//! between two scrapes before they are sent, with `__delta__="false"` (as Alloy does; see
+//! [`super::delta`]); the first scrape of such a loop only primes it. The godeltaprof types
+//! are deltas already and are sent as `memory`, `block`, `mutex`. It owns no sharding: the
+//! pipeline hands it the targets this node owns.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,6 +124,8 @@ pub struct Job {
     pub timeout: Duration,
     /// Where in the interval the loop scrapes.
     pub offset: Duration,
+    /// The cumulative sample types to turn into deltas, if any.
+    pub cumulative: Option<&'static [&'static str]>,
 }
 
 impl Job {
@@ -173,7 +176,13 @@ impl Job {
             .filter(|(k, _)| !k.starts_with("__"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        labels.insert("__name__".into(), profile.to_string());
+        // godeltaprof endpoints serve deltas of the standard types, under their names.
+        let name = profile.strip_prefix("godeltaprof_").unwrap_or(profile);
+        labels.insert("__name__".into(), name.to_string());
+        let cumulative = super::delta::cumulative_types(profile);
+        if cumulative.is_some() {
+            labels.insert("__delta__".into(), "false".into());
+        }
         labels
             .entry("job".into())
             .or_insert_with(|| config.job_name.clone());
@@ -195,6 +204,7 @@ impl Job {
             labels,
             timeout,
             offset,
+            cumulative,
         }
     }
 }
@@ -255,10 +265,19 @@ async fn run_loop(
     tokio::time::sleep(Duration::from_nanos(wait)).await;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut delta = job.cumulative.map(super::delta::DeltaComputer::new);
     loop {
         ticker.tick().await;
-        match fetch(&client, &job).await {
-            Ok(raw) => {
+        let result = fetch(&client, &job)
+            .await
+            .and_then(|raw| match delta.as_mut() {
+                None => Ok(Some(raw)),
+                Some(d) => d.delta(&raw).map(|o| o.map(Bytes::from)),
+            });
+        match result {
+            // The first scrape of a cumulative profile primes the delta.
+            Ok(None) => {}
+            Ok(Some(raw)) => {
                 counters.profiles.fetch_add(1, Ordering::Relaxed);
                 let profile = Profile {
                     labels: job.labels.clone(),
@@ -367,6 +386,9 @@ pyroscope.scrape "go" {
             "http://127.0.0.1:9090/prom/debug/pprof/allocs?debug=0"
         );
         assert_eq!(mem.timeout, Duration::from_secs(10));
+        assert_eq!(mem.labels["__delta__"], "false");
+        assert!(mem.cumulative.is_some() && cpu.cumulative.is_none());
+        assert!(!cpu.labels.contains_key("__delta__"));
         assert!(mem.offset < Duration::from_secs(10));
     }
 

@@ -8,7 +8,9 @@
 //! `Connect-Protocol-Version: 1`; that the body is a `PushRequest` (decoded field by field
 //! with its own reader); per series: label names valid (`[a-zA-Z_][a-zA-Z0-9_.]*`), none
 //! repeated, none starting with `__` but `__name__` and `__delta__`; `__name__`,
-//! `service_name`, `job` and `instance` present; at least one sample; and that each sample is a
+//! `service_name`, `job` and `instance` present; `__delta__="false"` on the cumulative types
+//! (memory, block, mutex: the agent sends differences) and only there; at least one
+//! sample; and that each sample is a
 //! gzip-compressed pprof `Profile` whose string table holds the sample types of its
 //! `__name__` (`cpu`/`nanoseconds` for process_cpu, `alloc_space` for memory, `goroutine` for
 //! goroutine, `contentions`/`delay` for block and mutex). Each accepted profile is recorded
@@ -233,6 +235,10 @@ fn check_request(body: &[u8]) -> Result<Vec<BTreeMap<String, String>>, String> {
             if labels.get(required).is_none_or(|v| v.is_empty()) {
                 return Err(format!("series without {required}: {labels:?}"));
             }
+        }
+        let cumulative = matches!(labels["__name__"].as_str(), "memory" | "block" | "mutex");
+        if cumulative != (labels.get("__delta__").map(String::as_str) == Some("false")) {
+            return Err(format!("__delta__ label wrong for {labels:?}"));
         }
         if samples.is_empty() {
             return Err("series without a sample".into());
