@@ -94,7 +94,7 @@ impl Collector for PipelineCollector {
             gauge_family(
                 &mut e,
                 "agent_scrape_targets",
-                "Targets of a prometheus.scrape component, all nodes together.",
+                "Targets of a scrape component (prometheus.scrape, prometheus.operator.*, pyroscope.scrape), all nodes together.",
                 &stats
                     .scrapes
                     .iter()
@@ -104,7 +104,7 @@ impl Collector for PipelineCollector {
             gauge_family(
                 &mut e,
                 "agent_scrape_targets_owned",
-                "Targets of a prometheus.scrape component that this node scrapes (all of them without clustering; none while viewer or terminating with clustering).",
+                "Targets of a scrape component that this node scrapes (all of them without clustering; none while viewer or terminating with clustering).",
                 &stats
                     .scrapes
                     .iter()
