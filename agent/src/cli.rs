@@ -1,4 +1,5 @@
-//! The command line: `agent run [CONFIG_FILE]` with Grafana Agent's flag names and defaults.
+//! The command line: `agent run [CONFIG_FILE]` with Grafana Agent's flag names and defaults,
+//! `agent validate CONFIG_FILE` and `agent fmt [-w|-t] [CONFIG_FILE]`.
 //!
 //! This module parses and checks flags; it starts nothing. Every value is checked here, so a
 //! bad flag fails before anything runs, with clap's message naming the flag and the value
@@ -26,6 +27,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 pub enum Command {
     /// Run the agent: serve HTTP (cluster transport, API, clustering page, /metrics), join
     /// the cluster, and run the configuration file.
@@ -40,6 +42,55 @@ pub enum Command {
         after_help = "Durations are written like 60s, 1m30s, 500ms; 0 disables where noted."
     )]
     Run(RunArgs),
+
+    /// Check a configuration file as `agent run` would, without running anything.
+    #[command(
+        long_about = "Check a configuration file as `agent run` would load it, without running \
+        anything: no listener is opened, no cluster joined, no component started, nothing \
+        written. Every error is printed with its file:line:col (syntax errors, or, when the \
+        syntax is sound, the first error of each component and every function error), and \
+        the files the components name (certificates, keys, passwords) are read.\n\n\
+        Exit status: 0 when the file is valid, 1 when it is not."
+    )]
+    Validate(ValidateArgs),
+
+    /// Rewrite a configuration file in the canonical format (that of `alloy fmt`).
+    #[command(
+        long_about = "Rewrite a configuration file in the canonical format (that of `alloy fmt`): \
+        tabs, one space around `=`, `=` and end-of-line comments aligned on consecutive \
+        lines, a blank line before each block. Comments and the meaning of the file are kept; \
+        formatting twice changes nothing.\n\n\
+        Without -w the result goes to standard output. Without a file (or with -), standard \
+        input is read.\n\n\
+        Exit status: 0 on success; 1 on a syntax error (printed with file:line:col, the file is \
+        left as it is), or with -t when the file is not formatted."
+    )]
+    Fmt(FmtArgs),
+}
+
+/// Arguments of `agent validate`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Configuration file (Alloy syntax).
+    #[arg(value_name = "CONFIG_FILE")]
+    pub config_file: PathBuf,
+}
+
+/// Arguments of `agent fmt`.
+#[derive(Debug, Clone, Args)]
+pub struct FmtArgs {
+    /// Configuration file; `-` or none reads standard input.
+    #[arg(value_name = "CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Write the result to the file instead of standard output (left untouched when it is
+    /// already formatted).
+    #[arg(short = 'w', long = "write", conflicts_with = "test")]
+    pub write: bool,
+
+    /// Write nothing; exit 1 (naming the file) when it is not formatted.
+    #[arg(short = 't', long = "test")]
+    pub test: bool,
 }
 
 /// Flags of `agent run`.
@@ -388,6 +439,7 @@ mod tests {
         full.extend_from_slice(args);
         Cli::try_parse_from(full).map(|c| match c.command {
             Command::Run(r) => r,
+            other => panic!("not run: {other:?}"),
         })
     }
 
@@ -480,6 +532,34 @@ mod tests {
             let msg = e.to_string();
             assert!(msg.contains(flag) && msg.contains(value), "{args:?}: {msg}");
             assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn validate_and_fmt_take_their_arguments() {
+        let c = Cli::try_parse_from(["agent", "validate", "c.alloy"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Validate(ValidateArgs { config_file }) if config_file == PathBuf::from("c.alloy"))
+        );
+        let c = Cli::try_parse_from(["agent", "fmt", "-w", "c.alloy"]).unwrap();
+        let Command::Fmt(f) = c.command else { panic!() };
+        assert!(f.write && !f.test);
+        assert_eq!(f.config_file, Some(PathBuf::from("c.alloy")));
+        let e = Cli::try_parse_from(["agent", "fmt", "-w", "-t", "c.alloy"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            Cli::try_parse_from(["agent", "validate"]).is_err(),
+            "a file is required"
+        );
+    }
+
+    #[test]
+    fn help_of_validate_and_fmt() {
+        let mut cmd = Cli::command();
+        for name in ["validate", "fmt"] {
+            let sub = cmd.find_subcommand_mut(name).unwrap();
+            let help = sub.render_long_help().to_string();
+            insta::assert_snapshot!(format!("{name}_help"), help);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The `agent` binary: parse the command line, set up logging, run. Exit status: 0 after a
 //! clean shutdown, 1 on a runtime error (listener, configuration, name conflict), 2 on a
-//! flag error (clap).
+//! flag error (clap). `agent validate` and `agent fmt` exit 0 on success and 1 otherwise;
+//! they start no runtime and open no socket.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -21,6 +22,28 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
+        Command::Validate(args) => {
+            match agent::validate::validate_file(
+                &args.config_file,
+                &agent::config::ProcessEnvironment,
+            ) {
+                agent::validate::Outcome::Valid(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                agent::validate::Outcome::Invalid(text) => {
+                    eprint!("{text}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Fmt(args) => match agent::fmt::run(&args, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Run(args) => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(worker_threads())

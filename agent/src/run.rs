@@ -265,6 +265,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     if let Some(tls) = &cluster_tls {
         let _ = status.tls.set(tls.stats.clone());
     }
+    if clustering {
+        status
+            .minimum_size
+            .store(args.wait_for_size as u64, Ordering::Relaxed);
+    }
     {
         let mut cfg = status.config.lock().expect("config lock");
         cfg.sha256 = Some(first_hash);
@@ -280,7 +285,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     })?;
     tokio::spawn(pipeline.clone().run(handle.watch()));
     let mut registry = crate::metrics::registry(status.clone());
-    crate::metrics::register_pipeline(&mut registry, pipeline.clone());
+    crate::metrics::register_pipeline(&mut registry, pipeline.clone(), status.clone());
     let (reload_status, reload_pipeline) = (status.clone(), pipeline.clone());
     let http = Arc::new(Http {
         status: status.clone(),

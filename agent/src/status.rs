@@ -120,6 +120,8 @@ pub struct Status {
     pub tls: std::sync::OnceLock<Arc<runtime::TlsStats>>,
     /// What the listener refused (connections, rate-limited messages).
     pub server: Arc<runtime::ServerStats>,
+    /// `--cluster.wait-for-size` with clustering, else 0 (`cluster_minimum_size`).
+    pub minimum_size: AtomicU64,
 }
 
 impl std::fmt::Debug for Status {
@@ -155,6 +157,7 @@ impl Status {
             }),
             tls: std::sync::OnceLock::new(),
             server: Arc::default(),
+            minimum_size: AtomicU64::new(0),
         }
     }
 

@@ -234,13 +234,25 @@ fn a_node_with_another_cluster_name_cannot_join() {
         "{info}"
     );
     assert_eq!(blue.peers().len(), 1);
-    assert_eq!(sample(&blue.metrics(), "cluster_node_alone"), Some(1.0));
+    // With --cluster.name, the cluster series carry it as `cluster_name` (as Alloy's).
+    assert_eq!(
+        sample(
+            &blue.metrics(),
+            r#"cluster_node_alone{cluster_name="blue"}"#
+        ),
+        Some(1.0)
+    );
     for n in [&a, &b] {
         let listed: Vec<String> = n.peers().into_iter().map(|p| p.name).collect();
         assert_eq!(listed, vec!["red-1", "red-2"]);
     }
     assert!(
-        sample(&a.metrics(), "cluster_node_cluster_name_mismatches_total").unwrap() >= 1.0,
+        sample(
+            &a.metrics(),
+            r#"cluster_node_cluster_name_mismatches_total{cluster_name="red"}"#
+        )
+        .unwrap()
+            >= 1.0,
         "red-1 counted the refused joins"
     );
     assert!(blue

@@ -210,7 +210,7 @@ fn from_file_reports_missing_files_and_uses_the_path_in_errors() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}:2:3: unknown component `bogus.block`; expected one of: prometheus.scrape, discovery.file, discovery.kubernetes, discovery.relabel, prometheus.relabel, prometheus.remote_write, prometheus.operator.podmonitors, prometheus.operator.servicemonitors",
+            "{}:2:3: unknown component `bogus.block`; expected one of: prometheus.scrape, discovery.file, discovery.kubernetes, discovery.relabel, prometheus.relabel, prometheus.remote_write, prometheus.operator.podmonitors, prometheus.operator.servicemonitors, pyroscope.scrape, pyroscope.write",
             path.display()
         )
     );
@@ -218,11 +218,11 @@ fn from_file_reports_missing_files_and_uses_the_path_in_errors() {
 
 #[test]
 fn unknown_blocks_and_attributes_are_errors() {
-    insta::assert_snapshot!(err("loki.write \"x\" {}"), @"agent.alloy:1:1: unknown component `loki.write`; expected one of: prometheus.scrape, discovery.file, discovery.kubernetes, discovery.relabel, prometheus.relabel, prometheus.remote_write, prometheus.operator.podmonitors, prometheus.operator.servicemonitors");
+    insta::assert_snapshot!(err("loki.write \"x\" {}"), @"agent.alloy:1:1: unknown component `loki.write`; expected one of: prometheus.scrape, discovery.file, discovery.kubernetes, discovery.relabel, prometheus.relabel, prometheus.remote_write, prometheus.operator.podmonitors, prometheus.operator.servicemonitors, pyroscope.scrape, pyroscope.write");
     insta::assert_snapshot!(err("discovery.file \"f\" {\n  files = [\"a.json\"]\n  refresh = \"1m\"\n}"), @"agent.alloy:3:3: unknown attribute `refresh` in discovery.file \"f\"; expected one of: files, refresh_interval");
     insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n sigv4 {}\n}"), @"agent.alloy:4:2: unknown block `sigv4` in prometheus.scrape \"s\"; expected one of: clustering, basic_auth, authorization, tls_config, oauth2");
     insta::assert_snapshot!(err("prometheus.scrape \"s\" {\n targets = []\n forward_to = []\n clustering { enable = true }\n}"), @"agent.alloy:4:15: unknown attribute `enable` in clustering block of prometheus.scrape \"s\"; expected one of: enabled");
-    insta::assert_snapshot!(err("x = 1"), @"agent.alloy:1:1: unexpected attribute `x` at top level; expected a component block (prometheus.scrape, discovery.file, discovery.kubernetes, discovery.relabel, prometheus.relabel, prometheus.remote_write, prometheus.operator.podmonitors, prometheus.operator.servicemonitors)");
+    insta::assert_snapshot!(err("x = 1"), @"agent.alloy:1:1: unexpected attribute `x` at top level; expected a component block (prometheus.scrape, discovery.file, discovery.kubernetes, discovery.relabel, prometheus.relabel, prometheus.remote_write, prometheus.operator.podmonitors, prometheus.operator.servicemonitors, pyroscope.scrape, pyroscope.write)");
     insta::assert_snapshot!(err("prometheus.scrape {\n}"), @r#"agent.alloy:1:1: component `prometheus.scrape` needs a label; expected `prometheus.scrape "NAME" { ... }`"#);
 }
 

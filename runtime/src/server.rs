@@ -117,17 +117,27 @@ pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) ->
             }
         }
     } else {
-        handle.stats.streams.fetch_add(1, Ordering::Relaxed);
-        handle.stats.streams_opened.fetch_add(1, Ordering::Relaxed);
+        let st = &handle.stats;
+        st.streams.fetch_add(1, Ordering::Relaxed);
+        st.streams_opened.fetch_add(1, Ordering::Relaxed);
+        st.stream_rx_packets.fetch_add(1, Ordering::Relaxed);
+        st.stream_rx_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         let r = push_pull(handle, body).await;
-        handle.stats.streams.fetch_sub(1, Ordering::Relaxed);
+        st.streams.fetch_sub(1, Ordering::Relaxed);
         match r {
-            Ok(answer) => Response::builder()
-                .header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE)
-                .body(Full::new(Bytes::from(answer)))
-                .expect("static response parts are valid"),
+            Ok(answer) => {
+                st.stream_tx_packets.fetch_add(1, Ordering::Relaxed);
+                st.stream_tx_bytes
+                    .fetch_add(answer.len() as u64, Ordering::Relaxed);
+                Response::builder()
+                    .header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE)
+                    .body(Full::new(Bytes::from(answer)))
+                    .expect("static response parts are valid")
+            }
             Err((status, msg)) => {
-                handle.stats.streams_failed.fetch_add(1, Ordering::Relaxed);
+                st.streams_failed.fetch_add(1, Ordering::Relaxed);
+                st.stream_rx_packets_failed.fetch_add(1, Ordering::Relaxed);
                 text(status, msg)
             }
         }

@@ -118,6 +118,17 @@ pub struct TransportStats {
     pub streams: AtomicI64,
     pub streams_opened: AtomicU64,
     pub streams_failed: AtomicU64,
+    /// Full states carried by push/pull exchanges (ckit's "stream packets"): sent is our
+    /// state delivered to a peer that answered (initiator) or our answer written (responder);
+    /// received is a peer's state read, as a request or as an answer.
+    pub stream_tx_packets: AtomicU64,
+    pub stream_tx_bytes: AtomicU64,
+    /// Our state not delivered: the exchange we started failed (connect, timeout, error).
+    pub stream_tx_packets_failed: AtomicU64,
+    pub stream_rx_packets: AtomicU64,
+    pub stream_rx_bytes: AtomicU64,
+    /// A peer's state received but not taken in (node overloaded, bad payload, timeout).
+    pub stream_rx_packets_failed: AtomicU64,
 }
 
 /// Faults a simulation may inject at the sender: drop a request with probability `loss`.
@@ -324,6 +335,7 @@ impl<N: Network> Peers<N> {
         };
         self.stats.streams.fetch_add(1, Ordering::Relaxed);
         self.stats.streams_opened.fetch_add(1, Ordering::Relaxed);
+        let sent = payload.len() as u64;
         let r = tokio::time::timeout(
             self.opts.push_pull_timeout,
             self.request(to, &conn, STREAM_PATH, Bytes::from(payload), max_answer),
@@ -343,9 +355,20 @@ impl<N: Network> Peers<N> {
                 })
             }
         };
-        if let Err(e) = &r {
-            self.stats.streams_failed.fetch_add(1, Ordering::Relaxed);
-            self.report_failure(to, e);
+        let st = &self.stats;
+        match &r {
+            Ok(answer) => {
+                st.stream_tx_packets.fetch_add(1, Ordering::Relaxed);
+                st.stream_tx_bytes.fetch_add(sent, Ordering::Relaxed);
+                st.stream_rx_packets.fetch_add(1, Ordering::Relaxed);
+                st.stream_rx_bytes
+                    .fetch_add(answer.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                st.streams_failed.fetch_add(1, Ordering::Relaxed);
+                st.stream_tx_packets_failed.fetch_add(1, Ordering::Relaxed);
+                self.report_failure(to, e);
+            }
         }
         r
     }

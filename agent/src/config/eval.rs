@@ -2,7 +2,7 @@
 //! value types, required attributes, duplicate names, and references between components
 //! (which may appear in any order in the file). Every error carries `file:line:col`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::error::{ConfigError, Pos};
 use super::fields::{Cx, Fields};
@@ -19,7 +19,9 @@ pub(super) const KIND_REMOTE_WRITE: &str = "prometheus.remote_write";
 pub(super) const KIND_KUBERNETES: &str = "discovery.kubernetes";
 pub(super) const KIND_PODMONITORS: &str = "prometheus.operator.podmonitors";
 pub(super) const KIND_SERVICEMONITORS: &str = "prometheus.operator.servicemonitors";
-const KINDS: [&str; 8] = [
+pub(super) const KIND_PYROSCOPE_SCRAPE: &str = "pyroscope.scrape";
+pub(super) const KIND_PYROSCOPE_WRITE: &str = "pyroscope.write";
+const KINDS: [&str; 10] = [
     KIND_SCRAPE,
     KIND_FILE,
     KIND_KUBERNETES,
@@ -28,6 +30,8 @@ const KINDS: [&str; 8] = [
     KIND_REMOTE_WRITE,
     KIND_PODMONITORS,
     KIND_SERVICEMONITORS,
+    KIND_PYROSCOPE_SCRAPE,
+    KIND_PYROSCOPE_WRITE,
 ];
 
 /// What a reference points at, once checked.
@@ -36,6 +40,8 @@ pub(super) enum Export {
     Targets,
     Receiver,
     Rules,
+    /// A `pyroscope.write` receiver (profiles).
+    Profiles,
 }
 
 impl Export {
@@ -44,6 +50,7 @@ impl Export {
             Export::Targets => "list of targets",
             Export::Receiver => "receiver",
             Export::Rules => "list of relabel rules",
+            Export::Profiles => "profile receiver",
         }
     }
 }
@@ -55,31 +62,46 @@ fn exports(kind: &str) -> &'static [(&'static str, Export)] {
         KIND_DISCOVERY_RELABEL => &[("output", Export::Targets), ("rules", Export::Rules)],
         KIND_METRIC_RELABEL => &[("receiver", Export::Receiver), ("rules", Export::Rules)],
         KIND_REMOTE_WRITE => &[("receiver", Export::Receiver)],
+        KIND_PYROSCOPE_WRITE => &[("receiver", Export::Profiles)],
         _ => &[],
     }
 }
 
 pub fn evaluate(body: &Body, file: &str) -> Result<Config, ConfigError> {
+    let (config, mut errors) = evaluate_all(body, file, &BTreeSet::new());
+    match errors.is_empty() {
+        true => Ok(config),
+        false => Err(errors.swap_remove(0)),
+    }
+}
+
+/// Checks every component and returns what could be built with every error (each
+/// component's first one): the errors of pass 1 (unknown, unlabeled or duplicate blocks),
+/// then those of each component, then loops. The top-level statements whose index is in
+/// `skip` are declared (references to them resolve) but not checked: they already failed.
+pub fn evaluate_all(body: &Body, file: &str, skip: &BTreeSet<usize>) -> (Config, Vec<ConfigError>) {
     let cx = Cx { file };
+    let mut errors = Vec::new();
     // Pass 1: which components exist, so references may point forwards.
     let mut declared: HashMap<(String, String), Pos> = HashMap::new();
     let mut blocks = Vec::new();
-    for stmt in &body.stmts {
+    for (index, stmt) in body.stmts.iter().enumerate() {
         let block = match stmt {
             Stmt::Attr(a) => {
-                return Err(cx.err(
+                errors.push(cx.err(
                     a.pos,
                     format!(
                         "unexpected attribute `{}` at top level; expected a component block ({})",
                         a.name,
                         KINDS.join(", ")
                     ),
-                ))
+                ));
+                continue;
             }
             Stmt::Block(b) => b,
         };
         if !KINDS.contains(&block.name.as_str()) {
-            return Err(cx.err(
+            errors.push(cx.err(
                 block.pos,
                 format!(
                     "unknown component `{}`; expected one of: {}",
@@ -87,67 +109,84 @@ pub fn evaluate(body: &Body, file: &str) -> Result<Config, ConfigError> {
                     KINDS.join(", ")
                 ),
             ));
+            continue;
         }
         let Some((label, label_pos)) = &block.label else {
-            return Err(cx.err(
+            errors.push(cx.err(
                 block.pos,
                 format!(
                     "component `{}` needs a label; expected `{} \"NAME\" {{ ... }}`",
                     block.name, block.name
                 ),
             ));
+            continue;
         };
         if !is_identifier(label) {
-            return Err(cx.err(
+            errors.push(cx.err(
                 *label_pos,
                 format!("invalid component label {label:?}; expected letters, digits and underscores, not starting with a digit"),
             ));
+            continue;
         }
         let key = (block.name.clone(), label.clone());
         if let Some(first) = declared.get(&key) {
-            return Err(cx.err(
+            errors.push(cx.err(
                 block.pos,
                 format!(
                     "duplicate component `{}.{label}`; first defined at {file}:{}:{}",
                     block.name, first.line, first.col
                 ),
             ));
+            continue;
         }
         declared.insert(key, block.pos);
-        blocks.push((block, label.clone()));
+        if !skip.contains(&index) {
+            blocks.push((block, label.clone()));
+        }
     }
 
     let cx = RefCx { cx, declared };
     let mut config = Config::default();
     for (block, name) in blocks {
-        match block.name.as_str() {
-            KIND_SCRAPE => config.scrapes.push(cx.scrape(block, &name)?),
-            KIND_FILE => config.file_discoveries.push(cx.file(block, &name)?),
-            KIND_DISCOVERY_RELABEL => config
-                .discovery_relabels
-                .push(cx.discovery_relabel(block, &name)?),
-            KIND_METRIC_RELABEL => config
-                .metric_relabels
-                .push(cx.metric_relabel(block, &name)?),
-            KIND_REMOTE_WRITE => config.remote_writes.push(cx.remote_write(block, &name)?),
-            KIND_KUBERNETES => config
-                .kubernetes_discoveries
-                .push(cx.kubernetes(block, &name)?),
-            KIND_PODMONITORS => {
-                config
-                    .operators
-                    .push(cx.operator(block, &name, MonitorKind::PodMonitors)?)
-            }
-            KIND_SERVICEMONITORS => {
-                config
-                    .operators
-                    .push(cx.operator(block, &name, MonitorKind::ServiceMonitors)?)
-            }
+        let result = match block.name.as_str() {
+            KIND_SCRAPE => cx.scrape(block, &name).map(|c| config.scrapes.push(c)),
+            KIND_FILE => cx
+                .file(block, &name)
+                .map(|c| config.file_discoveries.push(c)),
+            KIND_DISCOVERY_RELABEL => cx
+                .discovery_relabel(block, &name)
+                .map(|c| config.discovery_relabels.push(c)),
+            KIND_METRIC_RELABEL => cx
+                .metric_relabel(block, &name)
+                .map(|c| config.metric_relabels.push(c)),
+            KIND_REMOTE_WRITE => cx
+                .remote_write(block, &name)
+                .map(|c| config.remote_writes.push(c)),
+            KIND_KUBERNETES => cx
+                .kubernetes(block, &name)
+                .map(|c| config.kubernetes_discoveries.push(c)),
+            KIND_PODMONITORS => cx
+                .operator(block, &name, MonitorKind::PodMonitors)
+                .map(|c| config.operators.push(c)),
+            KIND_SERVICEMONITORS => cx
+                .operator(block, &name, MonitorKind::ServiceMonitors)
+                .map(|c| config.operators.push(c)),
+            KIND_PYROSCOPE_SCRAPE => cx
+                .pyroscope_scrape(block, &name)
+                .map(|c| config.profile_scrapes.push(c)),
+            KIND_PYROSCOPE_WRITE => cx
+                .pyroscope_write(block, &name)
+                .map(|c| config.profile_writes.push(c)),
             _ => unreachable!("checked in pass 1"),
+        };
+        if let Err(e) = result {
+            errors.push(e);
         }
     }
-    check_cycles(&cx, &config)?;
-    Ok(config)
+    if let Err(e) = check_cycles(&cx, &config) {
+        errors.push(e);
+    }
+    (config, errors)
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -163,7 +202,11 @@ pub(super) struct RefCx<'a> {
 
 impl RefCx<'_> {
     /// Checks a reference `KIND.NAME.EXPORT` to a `want` and returns the kind and name.
-    fn reference(&self, e: &Expr, want: Export) -> Result<(&'static str, String), ConfigError> {
+    pub(super) fn reference(
+        &self,
+        e: &Expr,
+        want: Export,
+    ) -> Result<(&'static str, String), ConfigError> {
         let cx = &self.cx;
         let ExprKind::Ref(path) = &e.kind else {
             return Err(cx.type_err(e, &format!("reference to a {}", want.describe())));
@@ -476,5 +519,6 @@ fn example(want: Export) -> &'static str {
         Export::Targets => "discovery.file.NAME.targets",
         Export::Receiver => "prometheus.remote_write.NAME.receiver",
         Export::Rules => "discovery.relabel.NAME.rules",
+        Export::Profiles => "pyroscope.write.NAME.receiver",
     }
 }

@@ -84,14 +84,33 @@ const FUNCTIONS: &[&str] = &[
 
 /// Evaluates every call and constant in `body` that does not depend on a component.
 pub fn fold_body(body: &mut Body, file: &str, env: &dyn Environment) -> Result<(), ConfigError> {
+    let mut errors = Vec::new();
+    fold_body_collecting(body, file, env, &mut errors);
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(errors.swap_remove(0)),
+    }
+}
+
+/// [`fold_body`] that goes on after an error: every attribute is folded, every error is
+/// pushed to `errors` in source order.
+pub fn fold_body_collecting(
+    body: &mut Body,
+    file: &str,
+    env: &dyn Environment,
+    errors: &mut Vec<ConfigError>,
+) {
     let f = Folder { file, env };
     for stmt in &mut body.stmts {
         match stmt {
-            Stmt::Attr(a) => f.fold(&mut a.value)?,
-            Stmt::Block(b) => fold_body(&mut b.body, file, env)?,
+            Stmt::Attr(a) => {
+                if let Err(e) = f.fold(&mut a.value) {
+                    errors.push(e);
+                }
+            }
+            Stmt::Block(b) => fold_body_collecting(&mut b.body, file, env, errors),
         }
     }
-    Ok(())
 }
 
 /// Whether `e` is a value (no reference, no call left inside).

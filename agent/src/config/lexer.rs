@@ -1,6 +1,10 @@
 //! Tokenizer for the Alloy (River) configuration syntax subset: identifiers, strings (`"..."`
 //! with Go-style escapes and raw `` `...` ``), numbers, punctuation, and `//` and `/* */`
 //! comments. It knows positions, not meaning; the parser gives tokens their meaning.
+//!
+//! Two extra modes serve the commands that do not run a configuration: `agent fmt` keeps
+//! comments as tokens ([`tokenize_with_comments`]) and `agent validate` collects every error
+//! instead of stopping at the first ([`tokenize_recovering`]).
 
 use super::error::{ConfigError, Pos};
 
@@ -19,6 +23,8 @@ pub enum Tok {
     Assign,
     Dot,
     Minus,
+    /// A `//` or `/* */` comment, as written (only from [`tokenize_with_comments`]).
+    Comment(String),
     Eof,
 }
 
@@ -39,6 +45,7 @@ impl Tok {
             Tok::Assign => "`=`".into(),
             Tok::Dot => "`.`".into(),
             Tok::Minus => "`-`".into(),
+            Tok::Comment(_) => "comment".into(),
             Tok::Eof => "end of file".into(),
         }
     }
@@ -47,54 +54,96 @@ impl Tok {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Token {
     pub tok: Tok,
+    /// Where the token starts.
     pub pos: Pos,
+    /// Where it ends (the position just after its last character).
+    pub end: Pos,
+    /// Its characters in the source, as indices into the file's characters.
+    pub span: std::ops::Range<usize>,
 }
 
 /// Splits `src` into tokens; the last token is always `Tok::Eof`.
 pub fn tokenize(src: &str, file: &str) -> Result<Vec<Token>, ConfigError> {
+    let (tokens, mut errors) = run(src, file, false, false);
+    match errors.is_empty() {
+        true => Ok(tokens),
+        false => Err(errors.swap_remove(0)),
+    }
+}
+
+/// [`tokenize`], with every comment kept as a [`Tok::Comment`] token.
+pub fn tokenize_with_comments(src: &str, file: &str) -> Result<Vec<Token>, ConfigError> {
+    let (tokens, mut errors) = run(src, file, true, false);
+    match errors.is_empty() {
+        true => Ok(tokens),
+        false => Err(errors.swap_remove(0)),
+    }
+}
+
+/// [`tokenize`] that goes on after an error: a bad character is skipped, an unterminated
+/// string ends at its line, a bad escape or number is kept as a placeholder. Returns the
+/// tokens and every error, in source order.
+pub fn tokenize_recovering(src: &str, file: &str) -> (Vec<Token>, Vec<ConfigError>) {
+    run(src, file, false, true)
+}
+
+fn run(src: &str, file: &str, comments: bool, recover: bool) -> (Vec<Token>, Vec<ConfigError>) {
     let mut lx = Lexer {
         chars: src.chars().collect(),
         i: 0,
         line: 1,
         col: 1,
         file,
+        errors: Vec::new(),
     };
     let mut out = Vec::new();
     loop {
-        lx.skip_space_and_comments()?;
-        let pos = lx.pos();
-        let Some(c) = lx.peek() else {
-            out.push(Token { tok: Tok::Eof, pos });
-            return Ok(out);
-        };
-        let tok = match c {
-            '{' => lx.single(Tok::LBrace),
-            '}' => lx.single(Tok::RBrace),
-            '[' => lx.single(Tok::LBracket),
-            ']' => lx.single(Tok::RBracket),
-            '(' => lx.single(Tok::LParen),
-            ')' => lx.single(Tok::RParen),
-            ',' => lx.single(Tok::Comma),
-            '=' => {
-                if lx.peek_at(1) == Some('=') {
-                    return Err(lx.err(pos, "operators are not supported; expected `=`"));
-                }
-                lx.single(Tok::Assign)
-            }
-            '.' => lx.single(Tok::Dot),
-            '-' => lx.single(Tok::Minus),
-            '"' => lx.string(pos)?,
-            '`' => lx.raw_string(pos)?,
-            c if c.is_ascii_digit() => lx.number(pos)?,
-            c if c.is_alphabetic() || c == '_' => lx.ident(),
-            other => {
-                return Err(lx.err(
+        match lx.skip_space_and_comments(comments.then_some(&mut out)) {
+            Ok(()) => {}
+            Err(e) => {
+                // Only an unterminated block comment fails here; it runs to the end.
+                lx.errors.push(e);
+                let pos = lx.pos();
+                let at = lx.i;
+                out.push(Token {
+                    tok: Tok::Eof,
                     pos,
-                    format!("unexpected character {other:?}; expected an identifier, a value or punctuation"),
-                ))
+                    end: pos,
+                    span: at..at,
+                });
+                return (out, lx.errors);
+            }
+        }
+        if !recover && !lx.errors.is_empty() {
+            return (out, lx.errors);
+        }
+        let pos = lx.pos();
+        let start = lx.i;
+        let Some(c) = lx.peek() else {
+            out.push(Token {
+                tok: Tok::Eof,
+                pos,
+                end: pos,
+                span: start..start,
+            });
+            return (out, lx.errors);
+        };
+        let tok = match lx.token(c, pos) {
+            Ok(tok) => tok,
+            Err(e) => {
+                lx.errors.push(e);
+                if !recover {
+                    return (out, lx.errors);
+                }
+                continue;
             }
         };
-        out.push(Token { tok, pos });
+        out.push(Token {
+            tok,
+            pos,
+            end: lx.pos(),
+            span: start..lx.i,
+        });
     }
 }
 
@@ -104,9 +153,47 @@ struct Lexer<'a> {
     line: u32,
     col: u32,
     file: &'a str,
+    /// Errors already recovered from (a bad escape keeps its string going).
+    errors: Vec<ConfigError>,
 }
 
 impl Lexer<'_> {
+    /// The token starting with `c` at `pos`. On an error the bad characters are consumed, so
+    /// a recovering lexer goes on after them.
+    fn token(&mut self, c: char, pos: Pos) -> Result<Tok, ConfigError> {
+        let tok = match c {
+            '{' => self.single(Tok::LBrace),
+            '}' => self.single(Tok::RBrace),
+            '[' => self.single(Tok::LBracket),
+            ']' => self.single(Tok::RBracket),
+            '(' => self.single(Tok::LParen),
+            ')' => self.single(Tok::RParen),
+            ',' => self.single(Tok::Comma),
+            '=' => {
+                if self.peek_at(1) == Some('=') {
+                    self.bump();
+                    self.bump();
+                    return Err(self.err(pos, "operators are not supported; expected `=`"));
+                }
+                self.single(Tok::Assign)
+            }
+            '.' => self.single(Tok::Dot),
+            '-' => self.single(Tok::Minus),
+            '"' => self.string(pos)?,
+            '`' => self.raw_string(pos)?,
+            c if c.is_ascii_digit() => self.number(pos)?,
+            c if c.is_alphabetic() || c == '_' => self.ident(),
+            other => {
+                self.bump();
+                return Err(self.err(
+                    pos,
+                    format!("unexpected character {other:?}; expected an identifier, a value or punctuation"),
+                ));
+            }
+        };
+        Ok(tok)
+    }
+
     fn pos(&self) -> Pos {
         Pos::new(self.line, self.col)
     }
@@ -140,11 +227,17 @@ impl Lexer<'_> {
         ConfigError::at(self.file, pos, msg)
     }
 
-    fn skip_space_and_comments(&mut self) -> Result<(), ConfigError> {
+    /// Skips whitespace and comments; with `keep`, each comment is pushed there as a token.
+    fn skip_space_and_comments(
+        &mut self,
+        mut keep: Option<&mut Vec<Token>>,
+    ) -> Result<(), ConfigError> {
         loop {
+            let (pos, start) = (self.pos(), self.i);
             match (self.peek(), self.peek_at(1)) {
                 (Some(c), _) if c.is_whitespace() => {
                     self.bump();
+                    continue;
                 }
                 (Some('/'), Some('/')) => {
                     while let Some(c) = self.peek() {
@@ -155,7 +248,6 @@ impl Lexer<'_> {
                     }
                 }
                 (Some('/'), Some('*')) => {
-                    let start = self.pos();
                     self.bump();
                     self.bump();
                     loop {
@@ -170,13 +262,23 @@ impl Lexer<'_> {
                             }
                             (None, _) => {
                                 return Err(
-                                    self.err(start, "unterminated block comment; expected `*/`")
+                                    self.err(pos, "unterminated block comment; expected `*/`")
                                 )
                             }
                         }
                     }
                 }
                 _ => return Ok(()),
+            }
+            if let Some(out) = keep.as_deref_mut() {
+                let text: String = self.chars[start..self.i].iter().collect();
+                let text = text.trim_end().to_string();
+                out.push(Token {
+                    tok: Tok::Comment(text),
+                    pos,
+                    end: self.pos(),
+                    span: start..self.i,
+                });
             }
         }
     }
@@ -212,9 +314,14 @@ impl Lexer<'_> {
                 break;
             }
         }
-        s.parse::<f64>()
-            .map(Tok::Num)
-            .map_err(|_| self.err(pos, format!("invalid number `{s}`")))
+        match s.parse::<f64>() {
+            Ok(n) => Ok(Tok::Num(n)),
+            Err(_) => {
+                self.errors
+                    .push(self.err(pos, format!("invalid number `{s}`")));
+                Ok(Tok::Num(0.0))
+            }
+        }
     }
 
     fn raw_string(&mut self, pos: Pos) -> Result<Tok, ConfigError> {
@@ -236,40 +343,52 @@ impl Lexer<'_> {
         let mut s = String::new();
         loop {
             let here = self.pos();
-            match self.bump() {
-                Some('"') => return Ok(Tok::Str(s)),
+            match self.peek() {
+                Some('"') => {
+                    self.bump();
+                    return Ok(Tok::Str(s));
+                }
+                // The newline is left for the next token (a recovering lexer goes on there).
                 Some('\n') | None => {
                     return Err(self.err(pos, "unterminated string; expected a closing `\"`"))
                 }
                 Some('\\') => {
-                    let c = self.bump().ok_or_else(|| {
-                        self.err(pos, "unterminated string; expected a closing `\"`")
-                    })?;
-                    match c {
-                        'n' => s.push('\n'),
-                        't' => s.push('\t'),
-                        'r' => s.push('\r'),
-                        'a' => s.push('\u{07}'),
-                        'b' => s.push('\u{08}'),
-                        'f' => s.push('\u{0c}'),
-                        'v' => s.push('\u{0b}'),
-                        '\\' => s.push('\\'),
-                        '"' => s.push('"'),
-                        '\'' => s.push('\''),
-                        'x' => s.push(self.hex_escape(here, 2)?),
-                        'u' => s.push(self.hex_escape(here, 4)?),
-                        'U' => s.push(self.hex_escape(here, 8)?),
-                        other => {
-                            return Err(self.err(
-                                here,
-                                format!(
-                                    "unknown escape `\\{other}`; expected one of \\n \\t \\r \\\\ \\\" \\xNN \\uNNNN"
-                                ),
-                            ))
-                        }
+                    self.bump();
+                    let Some(c) = self.peek().filter(|c| *c != '\n') else {
+                        return Err(self.err(pos, "unterminated string; expected a closing `\"`"));
+                    };
+                    self.bump();
+                    let decoded = match c {
+                        'n' => Ok('\n'),
+                        't' => Ok('\t'),
+                        'r' => Ok('\r'),
+                        'a' => Ok('\u{07}'),
+                        'b' => Ok('\u{08}'),
+                        'f' => Ok('\u{0c}'),
+                        'v' => Ok('\u{0b}'),
+                        '\\' => Ok('\\'),
+                        '"' => Ok('"'),
+                        '\'' => Ok('\''),
+                        'x' => self.hex_escape(here, 2),
+                        'u' => self.hex_escape(here, 4),
+                        'U' => self.hex_escape(here, 8),
+                        other => Err(self.err(
+                            here,
+                            format!(
+                                "unknown escape `\\{other}`; expected one of \\n \\t \\r \\\\ \\\" \\xNN \\uNNNN"
+                            ),
+                        )),
+                    };
+                    match decoded {
+                        Ok(c) => s.push(c),
+                        // The string goes on; the error is reported with the others.
+                        Err(e) => self.errors.push(e),
                     }
                 }
-                Some(c) => s.push(c),
+                Some(c) => {
+                    self.bump();
+                    s.push(c);
+                }
             }
         }
     }
@@ -277,9 +396,11 @@ impl Lexer<'_> {
     fn hex_escape(&mut self, pos: Pos, digits: usize) -> Result<char, ConfigError> {
         let mut v: u32 = 0;
         for _ in 0..digits {
-            let d = self.bump().and_then(|c| c.to_digit(16)).ok_or_else(|| {
+            // Only hex digits are consumed, so a bad escape cannot swallow the closing quote.
+            let d = self.peek().and_then(|c| c.to_digit(16)).ok_or_else(|| {
                 self.err(pos, format!("invalid escape; expected {digits} hex digits"))
             })?;
+            self.bump();
             v = v * 16 + d;
         }
         char::from_u32(v)

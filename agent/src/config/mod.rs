@@ -1,6 +1,7 @@
 //! The agent's configuration file: the subset of the Alloy (River) syntax for the components
 //! we support — `prometheus.scrape`, `discovery.file`, `discovery.relabel`,
-//! `prometheus.relabel`, `prometheus.remote_write` — with the standard library functions
+//! `prometheus.relabel`, `prometheus.remote_write`, `discovery.kubernetes`,
+//! `prometheus.operator.*`, `pyroscope.scrape`, `pyroscope.write` — with the standard library functions
 //! (`sys.env`, `constants.*`, `concat`, `format`, ...), and the checked model they become. Loading is all-or-nothing: a file with any error yields a
 //! [`ConfigError`] naming `file:line:col` and what was expected, so a reload can keep the old
 //! config running. This module starts nothing; the agent builds components from [`Config`].
@@ -23,10 +24,12 @@ mod duration;
 mod error;
 mod eval;
 mod fields;
+pub mod format;
 mod functions;
 mod kubernetes;
 mod lexer;
 mod model;
+mod pyroscope;
 mod rules;
 mod syntax;
 
@@ -36,6 +39,10 @@ pub use duration::{format_duration, parse_bytes, parse_duration};
 pub use error::{ConfigError, Pos};
 pub use functions::{Environment, ProcessEnvironment};
 pub use model::*;
+pub use pyroscope::{
+    default_profile_types, ProfileEndpointConfig, ProfileScrapeConfig, ProfileType,
+    ProfileWriteConfig,
+};
 
 /// Largest configuration file read.
 pub const CONFIG_SIZE_MAX_BYTES: u64 = 16 * 1024 * 1024;
@@ -79,6 +86,52 @@ impl Config {
         eval::evaluate(&body, filename)
     }
 
+    /// Every error of configuration text, for `agent validate`: lexical and syntax errors
+    /// (parsing goes on after each), or, when the syntax is sound, every function error and
+    /// each component's first error. Sorted by position. On success, the configuration and
+    /// where each component is defined (`prometheus.scrape.NAME` -> its block's position).
+    pub fn diagnose(
+        src: &str,
+        filename: &str,
+        env: &dyn Environment,
+    ) -> Result<(Config, std::collections::BTreeMap<String, Pos>), Vec<ConfigError>> {
+        let (mut body, errors) = syntax::parse_recovering(src, filename);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut errors = Vec::new();
+        let mut failed = std::collections::BTreeSet::new();
+        for (index, stmt) in body.stmts.iter_mut().enumerate() {
+            let before = errors.len();
+            let mut one = syntax::Body {
+                stmts: vec![stmt.clone()],
+            };
+            functions::fold_body_collecting(&mut one, filename, env, &mut errors);
+            *stmt = one.stmts.remove(0);
+            if errors.len() > before {
+                failed.insert(index);
+            }
+        }
+        let (config, eval_errors) = eval::evaluate_all(&body, filename, &failed);
+        errors.extend(eval_errors);
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.pos());
+            return Err(errors);
+        }
+        let positions = body
+            .stmts
+            .iter()
+            .filter_map(|stmt| match stmt {
+                syntax::Stmt::Block(b) => {
+                    let (label, _) = b.label.as_ref()?;
+                    Some((format!("{}.{label}", b.name), b.pos))
+                }
+                syntax::Stmt::Attr(_) => None,
+            })
+            .collect();
+        Ok((config, positions))
+    }
+
     /// A stable hash of what the configuration means, for the configuration-drift alert
     /// (nodes of one cluster should report the same value). Comments, whitespace, attribute
     /// order and component order do not change it; any setting does. It is xxhash64 (seed 0)
@@ -97,6 +150,10 @@ impl Config {
         canonical
             .metric_relabels
             .sort_by(|a, b| a.name.cmp(&b.name));
+        canonical
+            .profile_scrapes
+            .sort_by(|a, b| a.name.cmp(&b.name));
+        canonical.profile_writes.sort_by(|a, b| a.name.cmp(&b.name));
         let bytes = serde_json::to_vec(&canonical).expect("config serializes");
         xxhash_rust::xxh64::xxh64(&bytes, 0)
     }

@@ -42,6 +42,10 @@ pub struct Config {
     /// `prometheus.operator.podmonitors` and `prometheus.operator.servicemonitors`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub operators: Vec<OperatorConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile_scrapes: Vec<super::pyroscope::ProfileScrapeConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile_writes: Vec<super::pyroscope::ProfileWriteConfig>,
 }
 
 /// Where samples go: the `receiver` export of a component.

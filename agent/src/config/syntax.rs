@@ -5,7 +5,7 @@
 //! calls and constants, `eval.rs` checks meaning (known blocks, types, references).
 
 use super::error::{ConfigError, Pos};
-use super::lexer::{tokenize, Tok, Token};
+use super::lexer::{tokenize, tokenize_recovering, Tok, Token};
 
 /// Nesting limit for lists/objects/blocks, so a hostile file cannot overflow the stack.
 const NESTING_DEPTH_MAX: usize = 64;
@@ -87,6 +87,47 @@ pub fn parse(src: &str, file: &str) -> Result<Body, ConfigError> {
     Ok(body)
 }
 
+/// Parses a whole file and goes on after errors, for `agent validate`: a top-level
+/// statement with an error is skipped (to the `}` that balances its block, else to the next
+/// line that starts with an identifier in column 1) and parsing resumes after it. Returns
+/// the statements that parsed and every lexical and syntax error, in source order.
+pub fn parse_recovering(src: &str, file: &str) -> (Body, Vec<ConfigError>) {
+    let (tokens, mut errors) = tokenize_recovering(src, file);
+    let mut p = Parser {
+        tokens,
+        i: 0,
+        file,
+        depth: 0,
+    };
+    let mut stmts = Vec::new();
+    loop {
+        let t = p.peek().clone();
+        match t.tok {
+            Tok::Eof => break,
+            Tok::Ident(_) => {
+                let start = p.i;
+                match p.stmt() {
+                    Ok(stmt) => stmts.push(stmt),
+                    Err(e) => {
+                        let at = e.pos().unwrap_or_default();
+                        errors.push(e);
+                        p.depth = 0;
+                        p.i = p.resume_after(start, at);
+                    }
+                }
+            }
+            _ => {
+                errors
+                    .push(p.unexpected(&t, "a block such as `prometheus.scrape \"name\" { ... }`"));
+                p.i = p.resume_after(p.i, t.pos);
+            }
+        }
+    }
+    errors.sort_by_key(|e| e.pos());
+    errors.dedup();
+    (Body { stmts }, errors)
+}
+
 struct Parser<'a> {
     tokens: Vec<Token>,
     i: usize,
@@ -95,6 +136,43 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// Where to go on after a top-level statement starting at token `start` failed with an
+    /// error at `at`: after the `}` that balances the statement's first `{`, else at the next
+    /// identifier in column 1 on a later line, and never before the error.
+    fn resume_after(&self, start: usize, at: Pos) -> usize {
+        let last = self.tokens.len() - 1;
+        let mut depth = 0i32;
+        let mut balanced = None;
+        for (i, t) in self.tokens.iter().enumerate().skip(start) {
+            match t.tok {
+                Tok::LBrace | Tok::LBracket | Tok::LParen => depth += 1,
+                Tok::RBrace | Tok::RBracket | Tok::RParen => {
+                    depth -= 1;
+                    if depth <= 0 && t.tok == Tok::RBrace {
+                        balanced = Some(i + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let start_line = self.tokens[start.min(last)].pos.line;
+        let candidate = balanced.unwrap_or_else(|| {
+            (start + 1..last)
+                .find(|&i| {
+                    let t = &self.tokens[i];
+                    t.pos.col == 1 && t.pos.line > start_line && matches!(t.tok, Tok::Ident(_))
+                })
+                .unwrap_or(last)
+        });
+        // Never resume at or before the error (it would be reported again).
+        (candidate..last)
+            .find(|&i| self.tokens[i].pos > at)
+            .unwrap_or(last)
+            .max(start + 1)
+            .min(last)
+    }
+
     fn peek(&self) -> &Token {
         &self.tokens[self.i.min(self.tokens.len() - 1)]
     }

@@ -35,12 +35,19 @@ use crate::config::{
 };
 use crate::discovery::{DiscoveryHandle, FileDiscovery, Target};
 use crate::http_client::HttpClient;
-use crate::relabel::{relabel_targets, MetricRelabel, MetricRelabelMetrics};
-use crate::remote_write::{MetricsSnapshot, RemoteWrite};
+use crate::relabel::{relabel_targets, MetricRelabel};
+use crate::remote_write::RemoteWrite;
 use crate::scrape::{Appender, ManagerOptions, ScrapeManager, StopMode};
 use crate::wal::Wal;
 
+pub mod controller;
 mod operators;
+mod pyroscope;
+mod stats;
+
+pub use stats::{MetricRelabelStats, PipelineStats, RemoteWriteStats, ScrapeStats};
+
+use controller::{ControllerMetrics, Timer};
 
 /// How long a graceful shutdown lets remote_write shards send what they hold; the rest stays
 /// in the WAL and is sent after the restart.
@@ -59,6 +66,8 @@ pub struct Pipeline {
     state: Mutex<State>,
     /// Poked when a discovery publishes a new target list.
     targets_changed: Arc<Notify>,
+    /// Evaluation timings and the "evaluating" flag (`agent_component_*`).
+    controller: Arc<ControllerMetrics>,
 }
 
 struct State {
@@ -80,6 +89,13 @@ struct State {
     peers: Vec<Peer>,
     /// Set by [`Pipeline::stop_scraping`]: from then on nothing is scraped.
     stopped: bool,
+    /// Components whose last evaluation failed (could not start, settings not applied), by
+    /// id, with why; they count as unhealthy.
+    failed: BTreeMap<String, String>,
+    /// `pyroscope.write` components by name.
+    profile_writes: BTreeMap<String, Arc<crate::pyroscope::write::ProfileWriter>>,
+    /// `pyroscope.scrape` components by name.
+    profile_scrapes: BTreeMap<String, pyroscope::ProfileScrapeComponent>,
 }
 
 /// What a discovery component runs, with its settings (an unchanged component keeps running
@@ -115,67 +131,51 @@ struct ScrapeComponent {
     owned: usize,
 }
 
-/// One scrape component as `/metrics` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScrapeStats {
-    /// `prometheus.scrape.NAME`.
-    pub component_id: String,
-    pub clustering: bool,
-    /// Targets the component has (all nodes together).
-    pub targets: usize,
-    /// Targets this node scrapes.
-    pub owned: usize,
-}
-
-/// One remote_write endpoint as `/metrics` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteWriteStats {
-    /// `prometheus.remote_write.NAME`.
-    pub component_id: String,
-    /// The endpoint's name (its URL unless named).
-    pub endpoint: String,
-    pub metrics: MetricsSnapshot,
-}
-
-/// One `prometheus.relabel` component as `/metrics` shows it.
-#[derive(Debug, Clone)]
-pub struct MetricRelabelStats {
-    /// `prometheus.relabel.NAME`.
-    pub component_id: String,
-    pub metrics: Arc<MetricRelabelMetrics>,
-}
-
-/// What the pipeline is doing, for `/metrics`.
-#[derive(Debug, Clone, Default)]
-pub struct PipelineStats {
-    pub scrapes: Vec<ScrapeStats>,
-    pub remote_writes: Vec<RemoteWriteStats>,
-    /// Each remote_write component's WAL counters, by component id.
-    pub wals: Vec<(String, Arc<crate::wal::WalMetrics>)>,
-    pub metric_relabels: Vec<MetricRelabelStats>,
-    /// The API counters of each Kubernetes component, by component id.
-    pub kubernetes: Vec<(String, Arc<crate::kubernetes::watch::Counters>)>,
-}
-
 /// Builds the HTTP client of every component of `config` and drops them: reads every
 /// certificate, key and credentials file once, so a configuration that names a missing or
 /// bad file is refused at load (and a reload keeps the running one) with the component named.
 pub fn check_clients(config: &Config) -> Result<(), String> {
+    match client_errors(config).into_iter().next() {
+        Some((id, e)) => Err(format!("{id}: {e}")),
+        None => Ok(()),
+    }
+}
+
+/// Every client that cannot be built, as (component id, what is wrong), in configuration
+/// order ([`check_clients`] reports the first; `agent validate` all of them).
+pub fn client_errors(config: &Config) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
     for s in &config.scrapes {
-        HttpClient::new(&s.client, crate::http_client::USER_AGENT)
-            .map_err(|e| format!("{}: {e}", s.id()))?;
+        if let Err(e) = HttpClient::new(&s.client, crate::http_client::USER_AGENT) {
+            errors.push((s.id(), e.to_string()));
+        }
+    }
+    for s in &config.profile_scrapes {
+        if let Err(e) = HttpClient::new(&s.client, crate::http_client::USER_AGENT) {
+            errors.push((s.id(), e.to_string()));
+        }
+    }
+    for w in &config.profile_writes {
+        for e in &w.endpoints {
+            if let Err(err) = HttpClient::new(&e.client, crate::http_client::USER_AGENT) {
+                errors.push((
+                    format!("pyroscope.write.{}", w.name),
+                    format!("endpoint {:?}: {err}", e.name),
+                ));
+            }
+        }
     }
     for rw in &config.remote_writes {
         for e in &rw.endpoints {
-            HttpClient::new(&e.client, crate::http_client::USER_AGENT).map_err(|err| {
-                format!(
-                    "prometheus.remote_write.{} endpoint {:?}: {err}",
-                    rw.name, e.name
-                )
-            })?;
+            if let Err(err) = HttpClient::new(&e.client, crate::http_client::USER_AGENT) {
+                errors.push((
+                    format!("prometheus.remote_write.{}", rw.name),
+                    format!("endpoint {:?}: {err}", e.name),
+                ));
+            }
         }
     }
-    Ok(())
+    errors
 }
 
 /// The WAL directory of a remote_write component: Alloy's layout,
@@ -216,8 +216,12 @@ impl Pipeline {
                 operators: BTreeMap::new(),
                 peers: Vec::new(),
                 stopped: false,
+                failed: BTreeMap::new(),
+                profile_writes: BTreeMap::new(),
+                profile_scrapes: BTreeMap::new(),
             }),
             targets_changed: Arc::new(Notify::new()),
+            controller: Arc::default(),
         });
         pipeline.apply(config);
         Ok(pipeline)
@@ -246,6 +250,9 @@ impl Pipeline {
     pub fn apply(&self, config: Config) {
         let mut guard = self.state.lock().unwrap();
         let st = &mut *guard;
+        let _evaluating = self.controller.evaluating();
+        self.controller.dependencies_taken();
+        st.failed.clear();
 
         // 1. remote_write first: scrape components forward to them.
         let mut old_rw = std::mem::take(&mut st.remote_writes);
@@ -254,6 +261,7 @@ impl Pipeline {
         // prometheus.relabel forwarding to one of them must be rebuilt.
         let mut renewed: BTreeSet<Receiver> = BTreeSet::new();
         for cfg in &config.remote_writes {
+            let timer = Timer::start();
             let rw = match old_rw.remove(&cfg.name) {
                 Some(rw) if rw.config() == cfg => rw,
                 old => {
@@ -277,6 +285,7 @@ impl Pipeline {
                         // the running component, if any.
                         Err(e) => {
                             tracing::error!(component = %id, error = %e, "cannot start");
+                            st.failed.insert(id, e.to_string());
                             match old {
                                 Some(old) => old,
                                 None => continue,
@@ -286,6 +295,10 @@ impl Pipeline {
                 }
             };
             st.remote_writes.insert(cfg.name.clone(), rw);
+            timer.done(
+                &self.controller,
+                &format!("prometheus.remote_write.{}", cfg.name),
+            );
         }
         for name in old_rw.keys() {
             st.wals.remove(name);
@@ -307,6 +320,7 @@ impl Pipeline {
                 if !ready {
                     return true;
                 }
+                let timer = Timer::start();
                 let unchanged = old_relabels
                     .get(&cfg.name)
                     .is_some_and(|(old, _)| old == *cfg)
@@ -326,6 +340,10 @@ impl Pipeline {
                 };
                 st.metric_relabels
                     .insert(cfg.name.clone(), ((*cfg).clone(), component));
+                timer.done(
+                    &self.controller,
+                    &format!("prometheus.relabel.{}", cfg.name),
+                );
                 false
             });
             assert!(
@@ -357,6 +375,7 @@ impl Pipeline {
                 )
             }));
         for (id, settings) in wanted {
+            let timer = Timer::start();
             let comp = match old_disc.remove(&id) {
                 Some(d) if d.settings == settings => d,
                 _ => {
@@ -370,13 +389,7 @@ impl Pipeline {
                     for e in handle.errors() {
                         tracing::warn!(component = %id, error = %e, "discovery failed");
                     }
-                    let mut rx = handle.targets();
-                    let wake = self.targets_changed.clone();
-                    let forward = tokio::spawn(async move {
-                        while rx.changed().await.is_ok() {
-                            wake.notify_one();
-                        }
-                    });
+                    let forward = self.forward_changes(handle.targets());
                     DiscoveryComponent {
                         settings,
                         handle,
@@ -385,18 +398,22 @@ impl Pipeline {
                     }
                 }
             };
+            timer.done(&self.controller, &id);
             st.discoveries.insert(id, comp);
         }
         drop(old_disc);
 
         // 3. prometheus.scrape.
         let mut old_scrapes = std::mem::take(&mut st.scrapes);
+        let mut timers = BTreeMap::new();
         for cfg in &config.scrapes {
+            timers.insert(cfg.id(), Timer::start());
             let sinks = sinks_of(&cfg.forward_to, &st.remote_writes, &st.metric_relabels);
             let comp = match old_scrapes.remove(&cfg.name) {
                 Some(mut comp) if comp.config.clustering_enabled == cfg.clustering_enabled => {
                     if let Err(e) = comp.manager.update(cfg.clone(), sinks) {
                         tracing::error!(component = %cfg.id(), error = %e, "settings not applied; the previous ones stay");
+                        st.failed.insert(cfg.id(), e.to_string());
                     } else {
                         comp.config = cfg.clone();
                     }
@@ -408,6 +425,7 @@ impl Pipeline {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::error!(component = %cfg.id(), error = %e, "cannot start");
+                        st.failed.insert(cfg.id(), e.to_string());
                         continue;
                     }
                 },
@@ -419,16 +437,22 @@ impl Pipeline {
             comp.manager.stop_all(StopMode::Gone);
         }
 
-        // 4. prometheus.operator.*.
+        // 4. prometheus.operator.*, pyroscope.*.
         self.apply_operators(st, &config);
+        self.apply_pyroscope(st, &config);
 
         // 5. Targets and ownership under the new configuration.
         for comp in st.scrapes.values_mut() {
             let targets = current_targets(&comp.config, &st.discoveries, &st.discovery_relabels);
             let gone = comp.set_target_list(targets).unwrap_or_default();
             comp.reassign(&self.node, st.stopped, &gone);
+            if let Some(timer) = timers.remove(&comp.config.id()) {
+                timer.done(&self.controller, &comp.config.id());
+            }
         }
         self.sync_operators(st);
+        self.sync_pyroscope(st);
+        drop(_evaluating);
         drop(guard);
 
         // Old remote_write components get no new samples now; let them drain.
@@ -458,6 +482,9 @@ impl Pipeline {
             comp.sharder.set_peers(&st.peers);
             comp.reassign(&self.node, st.stopped, &[]);
         }
+        for comp in st.profile_scrapes.values_mut() {
+            comp.set_peers(&st.peers, &self.node, st.stopped);
+        }
     }
 
     /// Re-reads every component's targets from the discoveries; re-evaluates ownership of the
@@ -465,13 +492,34 @@ impl Pipeline {
     pub fn refresh_targets(&self) {
         let mut guard = self.state.lock().unwrap();
         let st = &mut *guard;
+        let _evaluating = self.controller.evaluating();
+        self.controller.dependencies_taken();
         for comp in st.scrapes.values_mut() {
+            let timer = Timer::start();
             let targets = current_targets(&comp.config, &st.discoveries, &st.discovery_relabels);
             if let Some(gone) = comp.set_target_list(targets) {
                 comp.reassign(&self.node, st.stopped, &gone);
             }
+            timer.done(&self.controller, &comp.config.id());
         }
         self.sync_operators(st);
+        self.sync_pyroscope(st);
+    }
+
+    /// A task that tells the pipeline (and the controller metrics) each time `rx` changes:
+    /// how a discovery component's new exports reach the components that read them.
+    fn forward_changes<T: Send + Sync + 'static>(
+        &self,
+        mut rx: watch::Receiver<T>,
+    ) -> tokio::task::JoinHandle<()> {
+        let wake = self.targets_changed.clone();
+        let controller = self.controller.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                controller.dependency_updated();
+                wake.notify_one();
+            }
+        })
     }
 
     /// Stops every scrape loop as a hand-over (no staleness markers: the other nodes take the
@@ -484,6 +532,9 @@ impl Pipeline {
         for comp in st.scrapes.values_mut().chain(jobs) {
             comp.manager.stop_all(StopMode::Moved);
             comp.owned = 0;
+        }
+        for comp in st.profile_scrapes.values_mut() {
+            comp.stop();
         }
     }
 
@@ -504,60 +555,6 @@ impl Pipeline {
             .collect();
         for t in tasks {
             let _ = t.await;
-        }
-    }
-
-    /// What each component is doing.
-    pub fn stats(&self) -> PipelineStats {
-        let st = self.state.lock().unwrap();
-        PipelineStats {
-            kubernetes: st
-                .discoveries
-                .iter()
-                .filter_map(|(id, d)| Some((id.clone(), d.kubernetes.clone()?)))
-                .chain(
-                    st.operators
-                        .iter()
-                        .map(|(id, o)| (id.clone(), o.counters())),
-                )
-                .collect(),
-            scrapes: st
-                .scrapes
-                .values()
-                .map(|c| ScrapeStats {
-                    component_id: c.config.id(),
-                    clustering: c.config.clustering_enabled,
-                    targets: c.targets.len(),
-                    owned: c.owned,
-                })
-                .chain(st.operators.values().map(|o| o.stats()))
-                .collect(),
-            remote_writes: st
-                .remote_writes
-                .iter()
-                .flat_map(|(name, rw)| {
-                    rw.metrics()
-                        .into_iter()
-                        .map(move |(endpoint, m)| RemoteWriteStats {
-                            component_id: format!("prometheus.remote_write.{name}"),
-                            endpoint,
-                            metrics: m.snapshot(),
-                        })
-                })
-                .collect(),
-            wals: st
-                .remote_writes
-                .iter()
-                .map(|(name, rw)| (format!("prometheus.remote_write.{name}"), rw.wal_metrics()))
-                .collect(),
-            metric_relabels: st
-                .metric_relabels
-                .iter()
-                .map(|(name, (_, c))| MetricRelabelStats {
-                    component_id: format!("prometheus.relabel.{name}"),
-                    metrics: c.metrics(),
-                })
-                .collect(),
         }
     }
 

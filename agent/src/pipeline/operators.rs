@@ -38,6 +38,15 @@ impl OperatorComponent {
         self.discovery.counters.clone()
     }
 
+    /// Monitors that could not be turned into jobs, with why.
+    pub(super) fn errors(&self) -> Vec<String> {
+        self.discovery.errors.lock().unwrap().clone()
+    }
+
+    pub(super) fn clustering_enabled(&self) -> bool {
+        self.config.clustering_enabled
+    }
+
     /// All jobs together, under the component's id.
     pub(super) fn stats(&self) -> ScrapeStats {
         ScrapeStats {
@@ -76,6 +85,7 @@ impl Pipeline {
                         if let Some(comp) = c.jobs.get_mut(name) {
                             if let Err(e) = comp.manager.update(job.scrape.clone(), sinks) {
                                 tracing::error!(component = %id, job = %name, error = %e, "settings not applied");
+                                st.failed.insert(id.clone(), format!("job {name}: {e}"));
                             }
                         }
                     }
@@ -83,13 +93,7 @@ impl Pipeline {
                 }
                 _ => {
                     let discovery = OperatorDiscovery::spawn(cfg.clone());
-                    let mut rx = discovery.jobs.clone();
-                    let wake = self.targets_changed.clone();
-                    let forward = tokio::spawn(async move {
-                        while rx.changed().await.is_ok() {
-                            wake.notify_one();
-                        }
-                    });
+                    let forward = self.forward_changes(discovery.jobs.clone());
                     OperatorComponent {
                         config: cfg.clone(),
                         discovery,
@@ -110,6 +114,7 @@ impl Pipeline {
     pub(super) fn sync_operators(&self, st: &mut State) {
         let ids: Vec<String> = st.operators.keys().cloned().collect();
         for id in ids {
+            let timer = super::Timer::start();
             let jobs = st.operators[&id].discovery.jobs.borrow().clone();
             let mut wanted = BTreeMap::new();
             for j in jobs {
@@ -138,6 +143,7 @@ impl Pipeline {
                         }
                         Err(e) => {
                             tracing::error!(component = %id, job = %name, error = %e, "cannot start");
+                            st.failed.insert(id.clone(), format!("job {name}: {e}"));
                             continue;
                         }
                     }
@@ -148,6 +154,7 @@ impl Pipeline {
                     comp.reassign(&self.node, st.stopped, &gone);
                 }
             }
+            timer.done(&self.controller, &id);
             st.operators.insert(id, op);
         }
     }

@@ -4,6 +4,25 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+use prometheus_client::metrics::histogram::Histogram;
+
+/// Prometheus' buckets for `prometheus_remote_storage_sent_batch_duration_seconds`: its
+/// default buckets and 25 s, 60 s, 120 s, 300 s.
+pub const SENT_BATCH_DURATION_BUCKETS_SECONDS: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0, 300.0,
+];
+
+/// Duration of each request to the endpoint, retries included
+/// (`prometheus_remote_storage_sent_batch_duration_seconds`).
+#[derive(Debug, Clone)]
+pub struct BatchDurations(pub Histogram);
+
+impl Default for BatchDurations {
+    fn default() -> Self {
+        BatchDurations(Histogram::new(SENT_BATCH_DURATION_BUCKETS_SECONDS))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct EndpointMetrics {
     /// Samples handed to the queue, accepted or not (`prometheus_remote_storage_samples_in_total`).
@@ -43,6 +62,10 @@ pub struct EndpointMetrics {
     pub metadata_sent_total: AtomicU64,
     /// Metadata entries given up on (`prometheus_remote_storage_metadata_failed_total`).
     pub metadata_failed_total: AtomicU64,
+    /// Compressed metadata request bytes the endpoint accepted
+    /// (`prometheus_remote_storage_metadata_bytes_total`).
+    pub metadata_bytes_total: AtomicU64,
+    pub sent_batch_duration: BatchDurations,
 }
 
 /// A plain copy of [`EndpointMetrics`] at one moment.
@@ -63,6 +86,7 @@ pub struct MetricsSnapshot {
     pub shards_max: i64,
     pub metadata_sent_total: u64,
     pub metadata_failed_total: u64,
+    pub metadata_bytes_total: u64,
 }
 
 impl EndpointMetrics {
@@ -84,6 +108,7 @@ impl EndpointMetrics {
             shards_max: self.shards_max.load(r),
             metadata_sent_total: self.metadata_sent_total.load(r),
             metadata_failed_total: self.metadata_failed_total.load(r),
+            metadata_bytes_total: self.metadata_bytes_total.load(r),
         }
     }
 }

@@ -165,6 +165,7 @@ impl Sender {
     ) -> Option<Outcome> {
         let n = metadata.len() as u64;
         let body = Bytes::from(snappy_compress(&super::proto::encode_metadata(metadata)));
+        let bytes = body.len() as u64;
         let outcome = self
             .request_with_retries(body, "metadata", n, &stop_by, || {})
             .await?;
@@ -172,6 +173,7 @@ impl Sender {
         match &outcome {
             Outcome::Sent => {
                 m.metadata_sent_total.fetch_add(n, Relaxed);
+                m.metadata_bytes_total.fetch_add(bytes, Relaxed);
             }
             Outcome::Fail(why, _) => {
                 tracing::warn!(endpoint = %self.config.name, %why, entries = n, "remote write metadata rejected; not retrying");
@@ -199,8 +201,10 @@ impl Sender {
             m.requests_total.fetch_add(1, Relaxed);
             let started = Instant::now();
             let outcome = self.send_once(body.clone()).await;
+            let took = started.elapsed();
             m.send_nanos_total
-                .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+                .fetch_add(took.as_nanos() as u64, Relaxed);
+            m.sent_batch_duration.0.observe(took.as_secs_f64());
             match outcome {
                 Outcome::Sent => {
                     m.failing.store(false, Relaxed);

@@ -45,6 +45,11 @@ impl Agent {
     /// Start `agent run` with the node name, `extra` flags and (unless `extra` has them)
     /// `--server.http.listen-addr=127.0.0.1:<port>` and a `--storage.path` of its own.
     pub fn start(name: &str, port: u16, extra: &[String]) -> Agent {
+        Agent::start_with_env(name, port, extra, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables.
+    pub fn start_with_env(name: &str, port: u16, extra: &[String], env: &[(&str, &str)]) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("log file");
@@ -66,6 +71,7 @@ impl Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_agent"))
             .args(&args)
             .env("AGENT_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
