@@ -9,9 +9,13 @@
 //! story says, partitions really dropped packets, and each agent scraped exactly the targets its
 //! view gives it whenever that view held still (`owned_checks`, `owned_mismatches`).
 //!
+//! The process engine's own tests live here too (loss, config drift, leave and join on real
+//! agents; Ctrl-C clean-up; a missing agent binary), so that they run alongside the long test
+//! instead of after it.
+//!
 //! Cost: the stories last 90-110 s of real time and all twelve process runs go at once (72
-//! idle agents are light; one after the other they would take 20 minutes), so the test takes
-//! about two minutes. Needs root, iproute2, nftables (ci/test.sh installs them) and the agent
+//! idle agents are light; one after the other they would take 20 minutes), so this binary
+//! takes about two minutes. Needs root, iproute2, nftables (ci/test.sh installs them) and the agent
 //! binary (`cargo test --workspace --release` builds target/release/agent). Release profile
 //! only, like the other agreement test.
 
@@ -288,4 +292,87 @@ fn a_missing_agent_binary_is_named() {
         "{stderr}"
     );
     assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// The actions the four stories do not use, on real agents: packet loss (nftables drops, no
+/// false death), config drift (the file rewritten and SIGHUP: the engine fails the run unless
+/// the agent then lists the new targets), a graceful leave (SIGTERM: terminating, then gone,
+/// exit 0) and a join while loss is on. Runs alongside the agreement test.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release profile only, like the other tests here"
+)]
+fn loss_drift_leave_and_join_happen_on_real_agents() {
+    let scenario = Scenario::parse(
+        "drift_loss_leave.toml",
+        r#"
+name = "drift_loss_leave"
+duration = "50s"
+[cluster]
+nodes = 4
+join = "node-1"
+probe_interval = "1s"
+probe_timeout = "500ms"
+[targets]
+count = 300
+[[event]]
+at = "5s"
+loss = 0.2
+[[event]]
+at = "10s"
+leave = "node-2"
+[[event]]
+at = "15s"
+join = "node-5"
+[[event]]
+at = "20s"
+loss = 0.0
+[[event]]
+at = "25s"
+targets = { nodes = ["node-3", "node-4"], count = 400 }
+[[event]]
+at = "30s"
+targets = { nodes = ["node-1", "node-5"], count = 400 }
+[expect]
+converge_within = "20s"
+max_redistribution_ratio = 1.5
+max_false_deaths = 0
+"#,
+    )
+    .expect("valid");
+    let registry = EngineRegistry::standard();
+    let engine = registry.require(EngineKind::Process).expect("built in");
+    let out = run(&scenario, 1, engine).unwrap_or_else(|e| panic!("{e}"));
+    let r = &out.report;
+    assert!(
+        r.passed,
+        "{:?}\n{}",
+        r.violations,
+        r.to_markdown(&out.repro)
+    );
+    assert_eq!(
+        (
+            r.faults.network_changes,
+            r.faults.config_changes,
+            r.faults.leaves,
+            r.faults.joins
+        ),
+        (2, 2, 1, 1)
+    );
+    assert!(r.faults.dropped_messages > 0, "20% loss dropped nothing");
+    let leave = &r.changes[1];
+    assert_eq!(leave.event, "leave node-2");
+    assert_eq!(
+        (leave.participants_before, leave.participants_after),
+        (Some(4), Some(3))
+    );
+    let join = &r.changes[2];
+    assert_eq!(
+        (join.participants_before, join.participants_after),
+        (Some(3), Some(4))
+    );
+    let p = r.process.as_ref().expect("process figures");
+    assert_eq!(p.processes_started, 5);
+    assert!(p.owned_checks > 0 && p.owned_mismatches == 0, "{p:?}");
 }

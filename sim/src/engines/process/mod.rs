@@ -398,10 +398,12 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Waits (bounded) until `name`'s agent shows what `done` wants, or has exited.
+    /// Waits until `name`'s agent shows what `done` wants (`what`), or has exited; an agent
+    /// that does not within `SETTLE_TIMEOUT` did not do what the event asked, and fails the run.
     async fn settle(
         &mut self,
         name: &str,
+        what: &str,
         done: impl Fn(&poll::Snapshot) -> bool,
     ) -> Result<(), EngineError> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
@@ -420,7 +422,12 @@ impl<'a> Run<'a> {
             }
             self.stop.until(Instant::now() + RETRY_PAUSE).await?;
         }
-        Ok(())
+        let p = self.proc(name);
+        Err(EngineError::Failed(format!(
+            "{name}'s agent did not {what} within {} s; its last log lines:\n{}",
+            SETTLE_TIMEOUT.as_secs(),
+            p.agent.log_tail(20)
+        )))
     }
 
     /// Notices agents that exited: after a leave (SIGTERM) an agent must exit 0 within its
@@ -501,8 +508,10 @@ impl<'a> Run<'a> {
                     p.agent.signal(libc::SIGTERM);
                     p.agent.leaving = true;
                     p.leave_deadline = Some(Instant::now() + LEAVE_EXIT_TIMEOUT);
-                    self.settle(name, |s| s.state == NodeState::Terminating)
-                        .await?;
+                    self.settle(name, "turn terminating after SIGTERM", |s| {
+                        s.state == NodeState::Terminating
+                    })
+                    .await?;
                 }
             }
             Action::Targets { nodes, count } => {
@@ -515,7 +524,11 @@ impl<'a> Run<'a> {
                 }
                 for name in nodes {
                     let count = *count;
-                    self.settle(name, move |s| s.targets == Some(count)).await?;
+                    let what = format!(
+                        "list {count} targets after its config was rewritten and SIGHUP sent"
+                    );
+                    self.settle(name, &what, move |s| s.targets == Some(count))
+                        .await?;
                 }
             }
         }
