@@ -241,7 +241,13 @@ impl Report {
             self.nodes, self.nodes_joined
         );
         let _ = writeln!(md, "| targets | {} |", self.targets);
-        let _ = writeln!(md, "| simulated time | {} |", seconds(self.duration_ms));
+        // The process engine runs in real time (its packets dropped are kernel packets).
+        let time = if self.process.is_some() {
+            "real time"
+        } else {
+            "simulated time"
+        };
+        let _ = writeln!(md, "| {time} | {} |", seconds(self.duration_ms));
         let _ = writeln!(md, "| observations | {} |", self.observations);
         let _ = writeln!(
             md,
