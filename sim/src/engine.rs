@@ -137,7 +137,7 @@ impl EngineRegistry {
         let mut registry = EngineRegistry::empty();
         registry.register(Box::new(crate::engines::TurmoilEngine::default()));
         registry.register(Box::new(crate::engines::FastEngine::default()));
-        registry.register(Box::new(crate::engines::ProcessEngine::default()));
+        registry.register(Box::new(crate::engines::ProcessEngine));
         registry
     }
 

@@ -238,7 +238,7 @@ fn leftovers(pid: u32) -> Vec<String> {
 )]
 fn ctrl_c_removes_every_namespace_bridge_and_process() {
     let out = std::env::temp_dir().join(format!("sim-ctrl-c-{}", std::process::id()));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/process/split_brain.toml"))
         .arg("--out")
         .arg(&out)

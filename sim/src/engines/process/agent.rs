@@ -84,7 +84,7 @@ pub fn config_text(count: u32) -> String {
 fn flag_duration(d: Duration) -> String {
     if d.is_zero() {
         "0".to_string()
-    } else if d.subsec_nanos() % 1_000_000 == 0 {
+    } else if d.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}ns", d.as_nanos())
