@@ -382,13 +382,14 @@ impl<'a> Run<'a> {
         loop {
             self.check_exits()?;
             let addr = self.proc(name).socket();
-            if poll::snapshot(addr, POLL_TIMEOUT).await.is_ok() {
-                return Ok(());
-            }
+            let error = match poll::snapshot(addr, POLL_TIMEOUT).await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
             if Instant::now() >= deadline {
                 let p = self.proc(name);
                 return Err(EngineError::Failed(format!(
-                    "{name}'s agent did not answer on {} within {} s; its last log lines:\n{}",
+                    "{name}'s agent did not answer on {} within {} s (last: {error}); its last log lines:\n{}",
                     p.agent.addr,
                     ANSWER_TIMEOUT.as_secs(),
                     p.agent.log_tail(20)
