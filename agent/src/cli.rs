@@ -254,6 +254,13 @@ pub struct RunArgs {
     )]
     pub leave_timeout: Duration,
 
+    /// Protocol knobs the simulator's process engine sets from a scenario file (`sim
+    /// --engine process`), so that real agents run the timings the scenario asks for. Hidden:
+    /// the defaults (`cluster::Config::default()`) suit every real cluster. Unset keeps the
+    /// default.
+    #[command(flatten)]
+    pub protocol: ProtocolFlags,
+
     /// Speak TLS on the cluster listener and to every peer (HTTP/2 over TLS, ALPN h2), with
     /// mutual authentication: peers must present a certificate signed by --cluster.tls-ca-path
     /// to use the cluster transport. /metrics, the page and the API are served over TLS too
@@ -303,6 +310,74 @@ pub struct RunArgs {
         requires = "enable_tls"
     )]
     pub tls_bind_node_name: bool,
+}
+
+/// Hidden protocol flags (see [`RunArgs::protocol`]); each names the `cluster::Config` field
+/// it sets.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProtocolFlags {
+    /// `indirect_checks`: members asked to probe a peer that did not answer directly.
+    #[arg(long = "cluster.indirect-checks", value_name = "N", hide = true)]
+    pub indirect_checks: Option<usize>,
+    /// `suspicion_mult`: suspicion timeout multiplier.
+    #[arg(long = "cluster.suspicion-mult", value_name = "N", hide = true)]
+    pub suspicion_mult: Option<u32>,
+    /// `suspicion_max_timeout_mult`: largest suspicion timeout, as a multiple of the least.
+    #[arg(
+        long = "cluster.suspicion-max-timeout-mult",
+        value_name = "N",
+        hide = true
+    )]
+    pub suspicion_max_timeout_mult: Option<u32>,
+    /// `retransmit_mult`: how many times each update is gossiped (times log10 of the size).
+    #[arg(long = "cluster.retransmit-mult", value_name = "N", hide = true)]
+    pub retransmit_mult: Option<u32>,
+    /// `gossip_nodes`: members gossiped to per round.
+    #[arg(long = "cluster.gossip-nodes", value_name = "N", hide = true)]
+    pub gossip_nodes: Option<usize>,
+    /// `gossip_to_the_dead`: how long dead members still receive gossip.
+    #[arg(long = "cluster.gossip-to-the-dead", value_name = "DURATION", hide = true, value_parser = parse_duration_flag)]
+    pub gossip_to_the_dead: Option<Duration>,
+    /// `awareness_max_multiplier`: Lifeguard's largest slow-down of probing when unhealthy.
+    #[arg(
+        long = "cluster.awareness-max-multiplier",
+        value_name = "N",
+        hide = true
+    )]
+    pub awareness_max_multiplier: Option<u32>,
+    /// `tombstone_ttl`: how long dead and left members are remembered.
+    #[arg(long = "cluster.tombstone-ttl", value_name = "DURATION", hide = true, value_parser = parse_nonzero_duration)]
+    pub tombstone_ttl: Option<Duration>,
+}
+
+impl ProtocolFlags {
+    /// Copies the flags that were given onto `config`.
+    pub fn apply(&self, config: &mut cluster::Config) {
+        if let Some(v) = self.indirect_checks {
+            config.indirect_checks = v;
+        }
+        if let Some(v) = self.suspicion_mult {
+            config.suspicion_mult = v;
+        }
+        if let Some(v) = self.suspicion_max_timeout_mult {
+            config.suspicion_max_timeout_mult = v;
+        }
+        if let Some(v) = self.retransmit_mult {
+            config.retransmit_mult = v;
+        }
+        if let Some(v) = self.gossip_nodes {
+            config.gossip_nodes = v;
+        }
+        if let Some(v) = self.gossip_to_the_dead {
+            config.gossip_to_the_dead = v;
+        }
+        if let Some(v) = self.awareness_max_multiplier {
+            config.awareness_max_multiplier = v;
+        }
+        if let Some(v) = self.tombstone_ttl {
+            config.tombstone_ttl = v;
+        }
+    }
 }
 
 /// `--server.http.listen-addr`: an IP or a host name, and a port. `:port` means every
@@ -491,6 +566,48 @@ mod tests {
         assert_eq!(r.wait_timeout, Duration::from_secs(90));
         assert_eq!(r.config_file, Some(PathBuf::from("cfg.alloy")));
         assert!(!parse(&["--cluster.enabled=false"]).unwrap().cluster_enabled);
+    }
+
+    /// The hidden protocol flags set their `cluster::Config` field; unset ones keep the
+    /// default, and none of them shows in `--help`.
+    #[test]
+    fn hidden_protocol_flags_set_the_core_config() {
+        let r = parse(&[
+            "--cluster.indirect-checks=2",
+            "--cluster.suspicion-mult=3",
+            "--cluster.suspicion-max-timeout-mult=2",
+            "--cluster.retransmit-mult=5",
+            "--cluster.gossip-nodes=4",
+            "--cluster.gossip-to-the-dead=15s",
+            "--cluster.awareness-max-multiplier=3",
+            "--cluster.tombstone-ttl=2m",
+        ])
+        .unwrap();
+        let mut c = cluster::Config::default();
+        r.protocol.apply(&mut c);
+        assert_eq!(c.indirect_checks, 2);
+        assert_eq!(c.suspicion_mult, 3);
+        assert_eq!(c.suspicion_max_timeout_mult, 2);
+        assert_eq!(c.retransmit_mult, 5);
+        assert_eq!(c.gossip_nodes, 4);
+        assert_eq!(c.gossip_to_the_dead, Duration::from_secs(15));
+        assert_eq!(c.awareness_max_multiplier, 3);
+        assert_eq!(c.tombstone_ttl, Duration::from_secs(120));
+        let mut d = cluster::Config::default();
+        parse(&["--cluster.gossip-nodes=4"])
+            .unwrap()
+            .protocol
+            .apply(&mut d);
+        assert_eq!(d.suspicion_mult, cluster::Config::default().suspicion_mult);
+        let e = parse(&["--cluster.tombstone-ttl=0"]).unwrap_err();
+        assert!(e.to_string().contains("--cluster.tombstone-ttl"), "{e}");
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!help.contains("suspicion-mult"), "{help}");
     }
 
     /// Flag errors name the flag and the bad value, and exit with status 2.

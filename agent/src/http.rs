@@ -5,6 +5,7 @@
 //! |-------------------------------------|---------------------------------------------------|
 //! | `POST /api/v1/ckit/transport/*`     | cluster transport (HTTP/2 only; 404 when clustering is disabled) |
 //! | `GET /api/v0/web/peers`             | `[{"name","addr","isSelf","state"}]`, live members sorted by name |
+//! | `GET /api/v0/web/peers?members=all` | every member, tombstones included, with `status`, `incarnation`, `lamport` |
 //! | `GET /api/v0/web/cluster`           | this node: name, address, state, join situation, readiness |
 //! | `GET /` and `GET /clustering`       | the clustering page (assets embedded, no external requests) |
 //! | `GET /metrics`                      | Prometheus metrics ([`crate::metrics`])           |
@@ -57,6 +58,15 @@ pub struct Peer {
     #[serde(rename = "isSelf")]
     pub is_self: bool,
     pub state: String,
+    /// With `?members=all` only: alive, suspect, dead or left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// With `?members=all` only: the SWIM incarnation this node holds for the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<u64>,
+    /// With `?members=all` only: the Lamport time of the member's latest state this node holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lamport: Option<u64>,
 }
 
 /// `GET /api/v0/web/cluster`: this node, for the page.
@@ -82,19 +92,30 @@ pub struct NodeInfo {
     pub config_sha256: Option<String>,
 }
 
-/// Live (alive or suspect) members, sorted by name.
-pub fn peers(status: &Status) -> Vec<Peer> {
+/// Live (alive or suspect) members, sorted by name (Grafana Agent's answer). With `all`, every
+/// member this node knows, dead and left tombstones included, each with its membership status,
+/// incarnation and Lamport time: what an outside observer needs to check the protocol's
+/// invariants (the simulator's process engine reads it).
+pub fn peers(status: &Status, all: bool) -> Vec<Peer> {
     let view = status.handle.view();
     view.members
         .iter()
-        .filter(|m| matches!(m.status, cluster::Status::Alive | cluster::Status::Suspect))
+        .filter(|m| all || matches!(m.status, cluster::Status::Alive | cluster::Status::Suspect))
         .map(|m| Peer {
             name: m.name.clone(),
             addr: m.addr.clone(),
             is_self: m.is_self,
             state: m.state.as_str().to_string(),
+            status: all.then(|| m.status.as_str().to_string()),
+            incarnation: all.then_some(m.incarnation),
+            lamport: all.then_some(m.lamport),
         })
         .collect()
+}
+
+/// `?members=all` (among other query parameters).
+fn wants_all_members(query: Option<&str>) -> bool {
+    query.unwrap_or("").split('&').any(|kv| kv == "members=all")
 }
 
 pub fn node_info(status: &Status) -> NodeInfo {
@@ -193,7 +214,7 @@ async fn route(http: &Http, req: Request<Incoming>) -> Response<Body> {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET");
     }
     match path.as_str() {
-        "/api/v0/web/peers" => json(&peers(&http.status)),
+        "/api/v0/web/peers" => json(&peers(&http.status, wants_all_members(req.uri().query()))),
         "/api/v0/web/cluster" => json(&node_info(&http.status)),
         "/" | "/clustering" => respond(StatusCode::OK, "text/html; charset=utf-8", PAGE_HTML),
         "/web/clustering.js" => respond(StatusCode::OK, "text/javascript; charset=utf-8", PAGE_JS),

@@ -153,7 +153,7 @@ async fn bind(args: &RunArgs) -> Result<(tokio::net::TcpListener, SocketAddr), R
 }
 
 fn cluster_config(args: &RunArgs) -> Result<cluster::Config, RunError> {
-    let config = cluster::Config {
+    let mut config = cluster::Config {
         cluster_name: args.cluster_name.clone(),
         probe_interval: args.probe_interval,
         probe_timeout: args.probe_timeout,
@@ -166,6 +166,7 @@ fn cluster_config(args: &RunArgs) -> Result<cluster::Config, RunError> {
         },
         ..cluster::Config::default()
     };
+    args.protocol.apply(&mut config);
     config.validate().map_err(|e| {
         let flag = match e.field {
             "probe_timeout" => "--cluster.probe-timeout (must be below --cluster.probe-interval)",
@@ -173,6 +174,10 @@ fn cluster_config(args: &RunArgs) -> Result<cluster::Config, RunError> {
             "gossip_interval" => "--cluster.gossip-interval",
             "cluster_name" => "--cluster.name",
             "join_peers_max" => "--cluster.max-join-peers",
+            "suspicion_mult" => "--cluster.suspicion-mult",
+            "suspicion_max_timeout_mult" => "--cluster.suspicion-max-timeout-mult",
+            "retransmit_mult" => "--cluster.retransmit-mult",
+            "awareness_max_multiplier" => "--cluster.awareness-max-multiplier",
             other => other,
         };
         err(format!("{flag}: {}", e.reason))

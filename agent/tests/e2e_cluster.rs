@@ -157,6 +157,24 @@ fn five_agents_converge_refuse_a_duplicate_notice_a_crash_and_see_a_graceful_lea
         },
     );
     eprintln!("crash of agent-4 noticed by all in {took:?}");
+    // `?members=all` keeps the tombstone, with the status, incarnation and Lamport time an
+    // outside observer (the simulator's process engine) checks invariants with; the default
+    // answer keeps Grafana Agent's shape.
+    for a in &agents {
+        let all = get(a.port, "/api/v0/web/peers?members=all").expect("answers");
+        let list: Vec<Peer> = serde_json::from_str(&all.body).expect("peers JSON");
+        let dead = list.iter().find(|p| p.name == "agent-4");
+        let dead = dead.unwrap_or_else(|| panic!("{}: agent-4's tombstone in {list:?}", a.name));
+        assert_eq!(dead.status.as_deref(), Some("dead"), "{}: {dead:?}", a.name);
+        assert!(
+            dead.incarnation.is_some() && dead.lamport.is_some(),
+            "{dead:?}"
+        );
+        let me = list.iter().find(|p| p.is_self).expect("self listed");
+        assert_eq!(me.status.as_deref(), Some("alive"), "{me:?}");
+        let plain = get(a.port, "/api/v0/web/peers").expect("answers").body;
+        assert!(!plain.contains("status"), "{plain}");
+    }
 
     // SIGTERM of agent-5: seen terminating, then gone; its process exits 0.
     let mut leaver = agents.pop().unwrap();

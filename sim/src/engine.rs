@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::observe::{Counters, ObservationSink};
+use crate::observe::{Counters, ObservationSink, WallFigures};
 use crate::scenario::Scenario;
 
 /// The engines the scenario format knows (`engine = "..."`, `--engine`).
@@ -20,15 +20,19 @@ pub enum EngineKind {
     Turmoil,
     /// The sans-I/O core driven directly, discrete events. Scale.
     Fast,
+    /// Real `agent run` processes in network namespaces, in real time. Production's behaviour,
+    /// not deterministic.
+    Process,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 2] = [EngineKind::Turmoil, EngineKind::Fast];
+    pub const ALL: [EngineKind; 3] = [EngineKind::Turmoil, EngineKind::Fast, EngineKind::Process];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Turmoil => "turmoil",
             EngineKind::Fast => "fast",
+            EngineKind::Process => "process",
         }
     }
 }
@@ -45,8 +49,9 @@ impl FromStr for EngineKind {
         match s {
             "turmoil" => Ok(EngineKind::Turmoil),
             "fast" => Ok(EngineKind::Fast),
+            "process" => Ok(EngineKind::Process),
             other => Err(format!(
-                "unknown engine {other:?}: expected \"turmoil\" or \"fast\""
+                "unknown engine {other:?}: expected \"turmoil\", \"fast\" or \"process\""
             )),
         }
     }
@@ -56,6 +61,9 @@ impl FromStr for EngineKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineOutcome {
     pub counters: Counters,
+    /// Wall-clock figures, from the engine that runs in real time (`process`) only: they go to
+    /// report.json's `process` section, which the deterministic engines never write.
+    pub wall: Option<WallFigures>,
 }
 
 /// A run that could not be carried out (as opposed to a run whose invariants failed).
@@ -65,6 +73,8 @@ pub enum EngineError {
     Unsupported(String),
     /// The engine itself failed (a bug, a node task panicked...).
     Failed(String),
+    /// The run was stopped by a signal (Ctrl-C); what the engine had created is gone.
+    Interrupted(String),
 }
 
 impl fmt::Display for EngineError {
@@ -74,6 +84,7 @@ impl fmt::Display for EngineError {
                 write!(f, "scenario not supported by this engine: {why}")
             }
             EngineError::Failed(why) => write!(f, "engine failed: {why}"),
+            EngineError::Interrupted(why) => write!(f, "interrupted: {why}"),
         }
     }
 }
@@ -82,9 +93,12 @@ impl std::error::Error for EngineError {}
 
 /// Runs a scenario in simulated time.
 ///
-/// Contract (both engines must keep it, or their reports stop being comparable):
+/// Contract (every engine must keep it, or their reports stop being comparable):
 /// - Deterministic: same scenario + seed gives the same calls to the sink. Every RNG is seeded
 ///   from `seed`; no wall clock, no HashMap iteration order in anything that reaches the sink.
+///   The one exception is the `process` engine, whose time is the wall clock and whose nodes
+///   are real processes on a real kernel network: it keeps every other rule, and says so by
+///   returning [`EngineOutcome::wall`].
 /// - Starts `scenario.initial_nodes()` at t=0, each joining `scenario.join_peers(name)`.
 /// - Applies each `scenario.events[i]` at its `at`, then calls `sink.event` with
 ///   `EventRecord::from_scenario(event)`. Faults an engine adds on its own (from the seed) are
@@ -123,6 +137,7 @@ impl EngineRegistry {
         let mut registry = EngineRegistry::empty();
         registry.register(Box::new(crate::engines::TurmoilEngine::default()));
         registry.register(Box::new(crate::engines::FastEngine::default()));
+        registry.register(Box::new(crate::engines::ProcessEngine));
         registry
     }
 

@@ -30,6 +30,6 @@ pub mod timeline;
 pub use engine::{Engine, EngineError, EngineKind, EngineOutcome, EngineRegistry};
 pub use observe::{
     Counters, EventRecord, FaultCounts, MemberView, NodeObservation, NodeState, Observation,
-    ObservationSink, Reachability, Recording, Status,
+    ObservationSink, Reachability, Recording, Status, WallFigures,
 };
 pub use scenario::{Scenario, ScenarioError};

@@ -1,14 +1,15 @@
 //! `sim`: run a scenario file on an engine, check invariants, write the report.
 //!
 //! ```text
-//! sim SCENARIO.toml [--seed N] [--out DIR] [--engine turmoil|fast] [--seeds A..B]
+//! sim SCENARIO.toml [--seed N] [--out DIR] [--engine turmoil|fast|process] [--seeds A..B]
 //! sim distribution --nodes N --targets K [--algorithm NAME] [--seed N]
 //! sim scale [--sizes 10,25,50,100,250,500,1000] [--seeds K] [--out DIR]
 //! sim regress [--baseline reports] [--scenarios scenarios] [--out DIR] [--update]
 //!             [--ratio-tolerance 0.05] [--converge-tolerance 2s] [--converge-tolerance-percent 25]
 //! ```
 //! Exit status: 0 every expectation held; 1 an invariant or expectation failed (the seed and the
-//! command that reproduces it are printed); 2 bad input or no engine to run on.
+//! command that reproduces it are printed); 2 bad input or no engine to run on; 130 stopped by
+//! Ctrl-C (the process engine removes what it created first).
 //! Wall-clock figures go to stdout only, never into the report files.
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use sim::sweep::{SeedRange, Sweep};
 const EXIT_OK: u8 = 0;
 const EXIT_FAILED: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,7 +58,9 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// Engine (default: the scenario's `engine`, else turmoil).
+    /// Engine: turmoil (simulated network, deterministic), fast (the core alone, thousands of
+    /// nodes) or process (real agents in network namespaces, real time; root). Default: the
+    /// scenario's `engine`, else turmoil.
     #[arg(long)]
     engine: Option<EngineKind>,
 }
@@ -241,7 +245,7 @@ fn scenario_command(
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("error: {} (seed {seed}): {e}", scenario.file);
-                    return EXIT_BAD_INPUT;
+                    return engine_error_exit(&e);
                 }
             };
             let wall = started.elapsed();
@@ -276,7 +280,7 @@ fn scenario_command(
                     Err(e) => {
                         bar.abandon();
                         eprintln!("error: {} (seed {seed}): {e}", scenario.file);
-                        return EXIT_BAD_INPUT;
+                        return engine_error_exit(&e);
                     }
                 };
                 if !output.report.passed {
@@ -317,6 +321,15 @@ fn scenario_command(
                 EXIT_OK
             }
         }
+    }
+}
+
+/// Exit status for a run the engine could not carry out: 2, or 130 when a signal stopped it
+/// (as a shell reports Ctrl-C).
+fn engine_error_exit(e: &sim::EngineError) -> u8 {
+    match e {
+        sim::EngineError::Interrupted(_) => EXIT_INTERRUPTED,
+        _ => EXIT_BAD_INPUT,
     }
 }
 

@@ -522,6 +522,38 @@ pub struct Counters {
     pub faults: FaultCounts,
 }
 
+/// Wall-clock figures of a run on real processes (the `process` engine). They differ from run
+/// to run, so only that engine produces them; they go to report.json's `process` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WallFigures {
+    /// Wall time from the first agent spawned to the last observation.
+    pub wall_ms: u64,
+    /// From spawning the initial agents until every one of them answered its API.
+    pub startup_ms: u64,
+    /// Agent processes started: initial nodes, joins and restarts.
+    pub processes_started: u64,
+    /// How late observations were taken after their scheduled instant (scheduled every
+    /// `OBSERVATION_INTERVAL_MS` of wall time): median and largest.
+    pub observation_lag_p50_ms: u64,
+    pub observation_lag_max_ms: u64,
+    /// Node observations repeated from the one before because the node, running, did not
+    /// answer in time.
+    pub stale_node_observations: u64,
+    /// Longest an event took to apply and take effect (a joined or restarted agent answering,
+    /// a leaving one terminating, a reloaded one listing its new targets), on top of its lag.
+    pub event_settle_max_ms: u64,
+    /// How late events were applied after their scheduled instant, at most.
+    pub event_lag_max_ms: u64,
+    /// Observations where a participant's view had not changed for a second around the
+    /// observation, and the agent's own count of the targets it scrapes
+    /// (`agent_scrape_targets_owned`) was compared with the count its view gives.
+    pub owned_checks: u64,
+    /// Of those, how many differed (the agent scrapes what its view does not say it owns).
+    pub owned_mismatches: u64,
+    /// How the scenario's latency was applied: `tc netem`, or why it was not.
+    pub latency: String,
+}
+
 /// Where an engine sends what it sees, as it runs.
 pub trait ObservationSink {
     /// An event was applied (see the `Engine` contract for ordering).

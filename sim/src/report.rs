@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::check::{Findings, Violation};
 use crate::duration::format_duration;
 use crate::engine::EngineKind;
-use crate::observe::{Counters, FaultCounts};
+use crate::observe::{Counters, FaultCounts, WallFigures};
 use crate::scenario::{Action, Scenario};
 
 /// Decimals kept for fractions and ratios: 1e-6 resolves one target in a million.
@@ -53,6 +53,10 @@ pub struct Report {
     pub false_positives: FalsePositivesReport,
     pub faults: FaultCounts,
     pub observations: u64,
+    /// Wall-clock figures of a run on real processes (`process` engine only; absent from the
+    /// deterministic engines' reports, which stay byte-identical per seed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<WallFigures>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -192,6 +196,7 @@ impl Report {
             },
             faults: counters.faults,
             observations: findings.observations,
+            process: None,
         }
     }
 
@@ -236,7 +241,13 @@ impl Report {
             self.nodes, self.nodes_joined
         );
         let _ = writeln!(md, "| targets | {} |", self.targets);
-        let _ = writeln!(md, "| simulated time | {} |", seconds(self.duration_ms));
+        // The process engine runs in real time (its packets dropped are kernel packets).
+        let time = if self.process.is_some() {
+            "real time"
+        } else {
+            "simulated time"
+        };
+        let _ = writeln!(md, "| {time} | {} |", seconds(self.duration_ms));
         let _ = writeln!(md, "| observations | {} |", self.observations);
         let _ = writeln!(
             md,
@@ -277,8 +288,29 @@ impl Report {
         let _ = writeln!(md, "| expected convergence within | {expect_within} |");
         let _ = writeln!(
             md,
-            "| expected redistribution ratio at most | {expect_ratio} |\n"
+            "| expected redistribution ratio at most | {expect_ratio} |"
         );
+        if let Some(p) = &self.process {
+            let _ = writeln!(
+                md,
+                "| real processes | {} agents started; all answering {} ms after spawning; {} of wall time |",
+                p.processes_started,
+                p.startup_ms,
+                seconds(p.wall_ms)
+            );
+            let _ = writeln!(
+                md,
+                "| observation lag | median {} ms, max {} ms; {} stale node observations |",
+                p.observation_lag_p50_ms, p.observation_lag_max_ms, p.stale_node_observations
+            );
+            let _ = writeln!(
+                md,
+                "| agents' own scrape counts vs their views | {} checked, {} differed |",
+                p.owned_checks, p.owned_mismatches
+            );
+            let _ = writeln!(md, "| latency | {} |", p.latency);
+        }
+        let _ = writeln!(md);
 
         let _ = writeln!(md, "## What happened\n");
         let _ = writeln!(

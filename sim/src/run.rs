@@ -35,15 +35,19 @@ pub fn run_with_progress(
     engine: &dyn Engine,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RunOutput, EngineError> {
-    analyze(scenario, seed, engine.kind(), |sink| {
+    let mut wall = None;
+    let mut output = analyze(scenario, seed, engine.kind(), |sink| {
         let mut tee = Progress {
             inner: sink,
             progress,
         };
-        engine
-            .run(scenario, seed, &mut tee)
-            .map(|outcome| outcome.counters)
-    })
+        engine.run(scenario, seed, &mut tee).map(|outcome| {
+            wall = outcome.wall;
+            outcome.counters
+        })
+    })?;
+    output.report.process = wall;
+    Ok(output)
 }
 
 /// Passes everything on to the checks, and the time of each observation to a callback.

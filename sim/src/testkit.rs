@@ -320,7 +320,10 @@ impl Engine for OracleEngine {
             counters.messages_sent += world.nodes.values().filter(|n| n.live).count() as u64;
             t += OBSERVATION_INTERVAL_MS;
         }
-        Ok(EngineOutcome { counters })
+        Ok(EngineOutcome {
+            counters,
+            wall: None,
+        })
     }
 }
 
@@ -372,6 +375,7 @@ impl Engine for ReplayEngine {
         self.recording.replay(sink);
         Ok(EngineOutcome {
             counters: self.counters,
+            wall: None,
         })
     }
 }

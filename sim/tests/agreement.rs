@@ -1,8 +1,8 @@
 //! The fast engine is honest: on every shipped scenario small enough for turmoil (at most
 //! `NODES_MAX` nodes), over `SEEDS` seeds, both engines pass and their median convergence times
-//! after start and after each event agree within a factor of `FACTOR_MAX`.
+//! after start and after each event agree within a factor of `support::FACTOR_MAX`.
 //!
-//! Differences under `FLOOR_MS` always agree: the turmoil engine steps in 10 ms ticks and runs
+//! Differences under `support::FLOOR_MS` always agree: the turmoil engine steps in 10 ms ticks and runs
 //! real HTTP/2 (connection set-up, request timeouts), the fast engine delivers in memory, and
 //! observations are 0.5 s apart, so "0.5 s vs 1.5 s" is resolution, not disagreement. A change
 //! that never converged (before the next event) on most seeds must never converge on the other
@@ -11,17 +11,20 @@
 //! Release profile only (CI runs `cargo test --release`): 280 turmoil runs take ~40 s there on
 //! two cores, ten times that in a debug build.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Mutex;
 
 use sim::engine::{EngineKind, EngineRegistry};
 use sim::run::run;
 use sim::scenario::Scenario;
+use support::{agree, median, Runs};
 
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=20;
+/// The two simulators (the process engine has its own agreement test, process_agreement.rs).
+const ENGINES: [EngineKind; 2] = [EngineKind::Turmoil, EngineKind::Fast];
 const NODES_MAX: usize = 15;
-const FACTOR_MAX: f64 = 2.0;
-const FLOOR_MS: u64 = 2_000;
 
 fn small_scenarios() -> Vec<Scenario> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
@@ -33,70 +36,17 @@ fn small_scenarios() -> Vec<Scenario> {
         .collect()
 }
 
-/// Convergence after start and after each event, per seed: `times[change][seed]`.
-struct Runs {
-    changes: Vec<String>,
-    times: Vec<Vec<Option<u64>>>,
-    failures: Vec<String>,
-}
-
 fn runs(scenario: &Scenario, kind: EngineKind) -> Runs {
     let registry = EngineRegistry::standard();
     let engine = registry.require(kind).expect("both engines are built in");
-    let mut changes = vec!["start".to_string()];
-    changes.extend(scenario.events.iter().map(|e| {
-        format!(
-            "{} {}",
-            sim::duration::format_duration(e.at),
-            e.action.describe()
-        )
-    }));
-    let mut out = Runs {
-        times: vec![Vec::new(); changes.len()],
-        changes,
-        failures: Vec::new(),
-    };
+    let mut out = Runs::new(scenario);
     for seed in SEEDS {
         let r = run(scenario, seed, engine)
             .unwrap_or_else(|e| panic!("{} seed {seed} on {kind}: {e}", scenario.name))
             .report;
-        if !r.passed {
-            out.failures.push(format!(
-                "{} failed on {kind} (seed {seed}): {:?}; reproduce with sim {} --seed {seed} --engine {kind}",
-                scenario.name,
-                r.first_violation(),
-                scenario.file
-            ));
-        }
-        out.times[0].push(r.startup.converged_after_ms);
-        for (i, c) in r.changes.iter().enumerate() {
-            out.times[i + 1].push(c.converged_after_ms);
-        }
+        out.add(scenario, kind, &r);
     }
     out
-}
-
-/// The median, "never" (`None`) counting as longer than any time.
-fn median(times: &[Option<u64>]) -> Option<u64> {
-    let mut sorted: Vec<u64> = times.iter().map(|t| t.unwrap_or(u64::MAX)).collect();
-    sorted.sort_unstable();
-    let m = sorted[sorted.len() / 2];
-    (m != u64::MAX).then_some(m)
-}
-
-fn agree(a: Option<u64>, b: Option<u64>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            let (lo, hi) = (a.min(b), a.max(b));
-            hi - lo < FLOOR_MS || hi as f64 <= FACTOR_MAX * lo as f64
-        }
-        _ => false,
-    }
-}
-
-fn show(ms: Option<u64>) -> String {
-    ms.map_or("never".to_string(), |v| format!("{v} ms"))
 }
 
 #[test]
@@ -123,7 +73,7 @@ fn both_engines_pass_and_agree_on_convergence_for_every_small_scenario() {
     );
     // Two workers: one turmoil run per scenario and seed is the bulk of the time.
     let jobs: Vec<(usize, EngineKind)> = (0..scenarios.len())
-        .flat_map(|i| EngineKind::ALL.into_iter().map(move |k| (i, k)))
+        .flat_map(|i| ENGINES.into_iter().map(move |k| (i, k)))
         .collect();
     let next = Mutex::new(0usize);
     let results: Mutex<Vec<Option<Runs>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
@@ -156,26 +106,7 @@ fn both_engines_pass_and_agree_on_convergence_for_every_small_scenario() {
         let f = &results[2 * i + 1];
         failures.extend(t.failures.iter().cloned());
         failures.extend(f.failures.iter().cloned());
-        for (c, change) in t.changes.iter().enumerate() {
-            let (mt, mf) = (median(&t.times[c]), median(&f.times[c]));
-            let ok = agree(mt, mf);
-            table.push_str(&format!(
-                "{} / {change}: {}, {}{}\n",
-                scenario.name,
-                show(mt),
-                show(mf),
-                if ok { "" } else { "  DISAGREE" }
-            ));
-            if !ok {
-                failures.push(format!(
-                    "{} / {change}: median convergence {} on turmoil, {} on fast (seeds {:?})",
-                    scenario.name,
-                    show(mt),
-                    show(mf),
-                    SEEDS
-                ));
-            }
-        }
+        t.compare(f, &scenario.name, &mut table, &mut failures);
     }
     println!("{table}");
     assert!(failures.is_empty(), "{table}\n{}", failures.join("\n"));

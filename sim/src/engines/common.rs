@@ -131,12 +131,23 @@ pub struct OwnershipCache {
     /// storm (every node's different from every other's) the shared entries above do not
     /// last, but a node whose participants did not change still costs nothing.
     last: BTreeMap<String, ((u128, usize, u32), Vec<u32>)>,
+    /// The shard key of target `i`; `None`: `key_of_str("target-<i>")`.
+    target_key: Option<fn(u32) -> u64>,
 }
 
 /// Entries kept before the cache is cleared; views change in bursts, then settle.
 const CACHE_ENTRIES_MAX: usize = 256;
 
 impl OwnershipCache {
+    /// A cache whose target `i` has shard key `target_key(i)`, for an engine whose nodes key
+    /// their targets another way (the agent keys a scrape target by its labels).
+    pub fn with_target_key(target_key: fn(u32) -> u64) -> Self {
+        OwnershipCache {
+            target_key: Some(target_key),
+            ..OwnershipCache::default()
+        }
+    }
+
     /// Compute at once what [`owned_by`](Self::owned_by) will be asked for `nodes` (name,
     /// view, target count), nearest views one after the other: the sharder moves from one
     /// participant set to the next incrementally, so during a storm (a 1,000-node start, when
@@ -200,10 +211,11 @@ impl OwnershipCache {
         if let Some(a) = self.assignments.get(&key) {
             return a.clone();
         }
+        let target_key = self.target_key;
         let sharder = self.sharders.entry(targets).or_insert_with(|| {
             let mut s = Sharder::new(Algorithm::default());
             let keys: Vec<u64> = (0..targets)
-                .map(|i| key_of_str(&format!("target-{i}")))
+                .map(|i| target_key.map_or_else(|| key_of_str(&format!("target-{i}")), |k| k(i)))
                 .collect();
             s.set_keys(&keys);
             s

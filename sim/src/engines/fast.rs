@@ -385,6 +385,9 @@ impl Engine for FastEngine {
         counters.messages_sent = s.messages_sent;
         counters.bytes_sent = s.bytes_sent;
         counters.faults.dropped_messages = s.dropped_loss + s.dropped_partition;
-        Ok(EngineOutcome { counters })
+        Ok(EngineOutcome {
+            counters,
+            wall: None,
+        })
     }
 }

@@ -400,6 +400,9 @@ impl Engine for TurmoilEngine {
             counters.bytes_sent += h.banked_bytes;
             counters.faults.dropped_messages += h.banked_dropped;
         }
-        Ok(EngineOutcome { counters })
+        Ok(EngineOutcome {
+            counters,
+            wall: None,
+        })
     }
 }
