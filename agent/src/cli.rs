@@ -348,6 +348,12 @@ pub struct ProtocolFlags {
     /// `tombstone_ttl`: how long dead and left members are remembered.
     #[arg(long = "cluster.tombstone-ttl", value_name = "DURATION", hide = true, value_parser = parse_nonzero_duration)]
     pub tombstone_ttl: Option<Duration>,
+    /// `suspicion_unit`: the unit of the suspicion timeout.
+    #[arg(long = "cluster.suspicion-unit", value_name = "DURATION", hide = true, value_parser = parse_nonzero_duration)]
+    pub suspicion_unit: Option<Duration>,
+    /// `verifiers`: members that check a suspicion someone else raised at once.
+    #[arg(long = "cluster.verifiers", value_name = "N", hide = true)]
+    pub verifiers: Option<usize>,
 }
 
 impl ProtocolFlags {
@@ -355,6 +361,12 @@ impl ProtocolFlags {
     pub fn apply(&self, config: &mut cluster::Config) {
         if let Some(v) = self.indirect_checks {
             config.indirect_checks = v;
+        }
+        if let Some(v) = self.suspicion_unit {
+            config.suspicion_unit = v;
+        }
+        if let Some(v) = self.verifiers {
+            config.verifiers = v;
         }
         if let Some(v) = self.suspicion_mult {
             config.suspicion_mult = v;
@@ -581,6 +593,8 @@ mod tests {
             "--cluster.gossip-to-the-dead=15s",
             "--cluster.awareness-max-multiplier=3",
             "--cluster.tombstone-ttl=2m",
+            "--cluster.suspicion-unit=800ms",
+            "--cluster.verifiers=5",
         ])
         .unwrap();
         let mut c = cluster::Config::default();
@@ -593,6 +607,8 @@ mod tests {
         assert_eq!(c.gossip_to_the_dead, Duration::from_secs(15));
         assert_eq!(c.awareness_max_multiplier, 3);
         assert_eq!(c.tombstone_ttl, Duration::from_secs(120));
+        assert_eq!(c.suspicion_unit, Duration::from_millis(800));
+        assert_eq!(c.verifiers, 5);
         let mut d = cluster::Config::default();
         parse(&["--cluster.gossip-nodes=4"])
             .unwrap()

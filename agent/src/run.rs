@@ -178,6 +178,7 @@ fn cluster_config(args: &RunArgs) -> Result<cluster::Config, RunError> {
             "suspicion_max_timeout_mult" => "--cluster.suspicion-max-timeout-mult",
             "retransmit_mult" => "--cluster.retransmit-mult",
             "awareness_max_multiplier" => "--cluster.awareness-max-multiplier",
+            "suspicion_unit" => "--cluster.suspicion-unit",
             other => other,
         };
         err(format!("{flag}: {}", e.reason))

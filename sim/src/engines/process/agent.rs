@@ -112,6 +112,8 @@ pub fn protocol_flags(scenario: &Scenario) -> Vec<String> {
         tombstone_ttl: _,
         join_peers_max: _,
         rejoin_interval: _,
+        suspicion_unit: _,
+        verifiers: _,
     } = &scenario.cluster.protocol;
     let c = common::protocol_config(scenario);
     let join_max = if c.join_peers_max >= u32::MAX as usize {
@@ -150,6 +152,11 @@ pub fn protocol_flags(scenario: &Scenario) -> Vec<String> {
             c.awareness_max_multiplier
         ),
         format!("--cluster.tombstone-ttl={}", flag_duration(c.tombstone_ttl)),
+        format!(
+            "--cluster.suspicion-unit={}",
+            flag_duration(c.suspicion_unit)
+        ),
+        format!("--cluster.verifiers={}", c.verifiers),
         format!("--cluster.max-join-peers={join_max}"),
         format!(
             "--cluster.rejoin-interval={}",

@@ -31,7 +31,7 @@ mod agent;
 mod net;
 mod poll;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -200,6 +200,9 @@ struct Run<'a> {
     procs: BTreeMap<String, Proc>,
     reachability: Reachability,
     loss: f64,
+    /// Nodes whose host lost power (`power_off`): their namespace drops everything, so
+    /// nothing answers at their address, not even a refusal, until they restart.
+    off: BTreeSet<String>,
     cache: OwnershipCache,
     stop: Stop,
     t0: Instant,
@@ -262,6 +265,7 @@ impl<'a> Run<'a> {
             procs,
             reachability: Reachability::Full,
             loss: scenario.network.loss,
+            off: BTreeSet::new(),
             cache: OwnershipCache::with_target_key(agent::agent_target_key),
             stop,
             t0: Instant::now(),
@@ -273,7 +277,7 @@ impl<'a> Run<'a> {
             bed,
         };
         run.bed
-            .set_rules(&run.reachability, run.loss)
+            .set_rules(&run.reachability, run.loss, &run.off)
             .map_err(EngineError::Failed)?;
         if run.bed.netem {
             run.bed
@@ -472,13 +476,13 @@ impl<'a> Run<'a> {
                     .after(&e.action)
                     .expect("partition or heal");
                 self.bed
-                    .set_rules(&self.reachability, self.loss)
+                    .set_rules(&self.reachability, self.loss, &self.off)
                     .map_err(EngineError::Failed)?;
             }
             Action::Loss(p) => {
                 self.loss = *p;
                 self.bed
-                    .set_rules(&self.reachability, self.loss)
+                    .set_rules(&self.reachability, self.loss, &self.off)
                     .map_err(EngineError::Failed)?;
             }
             Action::Latency(r) => {
@@ -492,10 +496,38 @@ impl<'a> Run<'a> {
                 p.agent.kill();
                 p.bank();
             }
+            Action::PowerOff(name) => {
+                let p = self.proc(name);
+                p.agent.kill();
+                p.bank();
+                self.off.insert(name.clone());
+                self.bed
+                    .set_rules(&self.reachability, self.loss, &self.off)
+                    .map_err(EngineError::Failed)?;
+            }
+            Action::Stall { node, duration } => {
+                // A starved process: stopped, continued `duration` later.
+                let p = self.proc(node);
+                if let Some(pid) = p.agent.pid() {
+                    p.agent.signal(libc::SIGSTOP);
+                    let d = *duration;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(d).await;
+                        // SAFETY: kill(2) on our own child (not reaped while it is stopped:
+                        // the engine only reaps what it killed or what exited).
+                        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+                    });
+                }
+            }
             Action::Restart(name) => {
                 let p = self.proc(name);
                 p.agent.kill();
                 p.bank();
+                if self.off.remove(name) {
+                    self.bed
+                        .set_rules(&self.reachability, self.loss, &self.off)
+                        .map_err(EngineError::Failed)?;
+                }
                 self.start(name)?;
                 self.wait_answer(name).await?;
             }

@@ -252,7 +252,12 @@ impl Testbed {
     /// cannot reach are dropped, then packets from the other nodes with probability `loss`.
     /// The observer (the bridge's address) is never dropped. One atomic nft transaction per
     /// namespace.
-    pub fn set_rules(&self, reachability: &Reachability, loss: f64) -> Result<(), String> {
+    pub fn set_rules(
+        &self,
+        reachability: &Reachability,
+        loss: f64,
+        off: &std::collections::BTreeSet<String>,
+    ) -> Result<(), String> {
         let subnet = format!(
             "{}/24",
             Ipv4Addr::from(u32::from(self.host_ip) & 0xffff_ff00)
@@ -261,10 +266,16 @@ impl Testbed {
             let blocked: Vec<String> = self
                 .nodes
                 .iter()
-                .filter(|o| !reachability.can_reach(&node.name, &o.name))
+                .filter(|o| !reachability.can_reach(&node.name, &o.name) || off.contains(&o.name))
                 .map(|o| o.ip.to_string())
                 .collect();
             let mut script = format!("flush chain {TABLE} input\n");
+            if off.contains(&node.name) {
+                // A host without power: nothing comes in, so nothing answers (no RST).
+                script.push_str(&format!(
+                    "add rule {TABLE} input ip saddr {subnet} counter name \"dropped\" drop\n"
+                ));
+            }
             if !blocked.is_empty() {
                 script.push_str(&format!(
                     "add rule {TABLE} input ip saddr {{ {} }} counter name \"dropped\" drop\n",
