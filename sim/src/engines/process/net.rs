@@ -361,6 +361,13 @@ impl Testbed {
     /// could not be removed.
     pub fn remove(&mut self) -> Result<(), String> {
         let mut errors = Vec::new();
+        // The host-side veths first: deleting one end removes the pair at once, where a
+        // deleted namespace lets the kernel take its veths down later (a check right after
+        // the run would still find them).
+        for i in 0..self.created.len() {
+            let veth = format!("{LINK_PREFIX}{}v{i:x}", self.tag);
+            let _ = run_cmd(&["ip", "link", "del", &veth], None);
+        }
         for ns in std::mem::take(&mut self.created) {
             if let Err(e) = run_cmd(&["ip", "netns", "del", &ns], None) {
                 errors.push(e);
