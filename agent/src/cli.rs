@@ -212,7 +212,7 @@ pub struct RunArgs {
     #[arg(
         long = "cluster.probe-timeout",
         value_name = "DURATION",
-        default_value = "1s",
+        default_value = "500ms",
         value_parser = parse_nonzero_duration,
         help_heading = "Advanced clustering (protocol timings; defaults suit most clusters)",
         hide_short_help = true

@@ -252,6 +252,51 @@ impl Collector for AgentCollector {
             "Gossip updates refused because their incarnation or Lamport time is beyond what the member could have reached (a buggy or lying peer).",
             view.stats.updates_out_of_bounds,
         )?;
+        let detection: [(&str, &str, u64); 8] = [
+            (
+                "cluster_node_probes_failed",
+                "Probes of this node's cycle that got no ack, directly or indirectly.",
+                view.stats.probes_failed,
+            ),
+            (
+                "cluster_node_peers_refused",
+                "Connections to a member's address that were refused (nothing listening there: strong evidence of a killed process).",
+                view.stats.peers_refused,
+            ),
+            (
+                "cluster_node_peers_closed",
+                "Connections to a member that the member closed (prompts a check).",
+                view.stats.peers_closed,
+            ),
+            (
+                "cluster_node_peers_timed_out",
+                "Requests to a member that got no answer in time (prompts a check).",
+                view.stats.peers_timed_out,
+            ),
+            (
+                "cluster_node_checks",
+                "Out-of-cycle probes: verifying a suspicion someone raised, or a member whose connection closed or timed out.",
+                view.stats.checks,
+            ),
+            (
+                "cluster_node_checks_failed",
+                "Out-of-cycle probes that got no ack.",
+                view.stats.checks_failed,
+            ),
+            (
+                "cluster_node_deaths_by_refusal",
+                "Members declared dead because two members' connections to them were refused.",
+                view.stats.deaths_by_refusal,
+            ),
+            (
+                "cluster_node_suspicions_withdrawn",
+                "Suspicions of this node withdrawn because the suspect answered the last-chance probe.",
+                view.stats.suspicions_withdrawn,
+            ),
+        ];
+        for (name, help, value) in detection {
+            counter(&mut e, &base, name, help, value)?;
+        }
         counter(
             &mut e,
             &base,

@@ -504,12 +504,85 @@ fn the_advertised_address_comes_from_the_named_interfaces() {
 /// Idle footprint of a 20-node loopback cluster over 60 s (default protocol timings):
 /// RSS, CPU and bytes per node. Run it with
 /// `cargo test --release -p agent --test e2e_cluster -- --ignored --nocapture idle_footprint`.
+/// Ten agents with the default protocol timings (no test overrides); five of them are killed
+/// with SIGKILL one after the other. Each time, every survivor must drop the dead one within
+/// 6 s (issue 13's p99 goal at 50 nodes): its connections close, its port refuses, and two
+/// members' refusals make it dead with no suspicion timer. The times are printed (`cargo test
+/// ... -- --nocapture`; BENCHMARKS.md records the median).
+#[test]
+fn killed_agents_are_dropped_by_all_within_seconds_with_default_timings() {
+    const NODES: usize = 10;
+    let ports = free_ports(NODES);
+    let seed = format!("127.0.0.1:{}", ports[0]);
+    let mut agents = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let mut flags = strings(&["--cluster.enabled"]);
+        if i > 0 {
+            flags.push(format!("--cluster.join-addresses={seed}"));
+        }
+        let mut a = Agent::start(&format!("kill-{i:02}"), *port, &flags);
+        a.wait_healthy();
+        agents.push(a);
+    }
+    wait_for(
+        "10 participants everywhere",
+        Duration::from_secs(60),
+        || {
+            agents
+                .iter()
+                .all(|a| names_in_state(&a.peers(), "participant").len() == NODES)
+        },
+    );
+    // Let every node probe around, so connections exist as in a cluster that has run a while.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut times = Vec::new();
+    for victim in 1..=5 {
+        let name = agents[victim].name.clone();
+        agents[victim].signal(libc::SIGKILL);
+        let survivors: Vec<&Agent> = agents
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i == 0 || *i > victim)
+            .map(|(_, a)| a)
+            .collect();
+        let took = wait_for(
+            &format!("every survivor drops {name}"),
+            Duration::from_secs(6),
+            || {
+                survivors
+                    .iter()
+                    .all(|a| !a.peers().iter().any(|p| p.name == name))
+            },
+        );
+        println!(
+            "kill -9 of {name}: dropped by all {} survivors after {took:?}",
+            survivors.len()
+        );
+        times.push(took);
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    times.sort();
+    println!("kill -9 seen by all, median of 5: {:?}", times[2]);
+    let refused: f64 = agents[0..1]
+        .iter()
+        .chain(&agents[6..])
+        .filter_map(|a| sample(&a.metrics(), "cluster_node_peers_refused_total"))
+        .sum();
+    assert!(refused > 0.0, "the survivors' connections were refused");
+}
+
+/// The idle footprint of `IDLE_NODES` agents (default 50) with default timings: RSS, CPU, and
+/// bytes on the wire per node over a minute. A measurement, run by hand (`--ignored`).
 #[test]
 #[ignore]
-fn idle_footprint_of_a_20_node_cluster() {
-    const NODES: usize = 20;
+fn idle_footprint_of_a_cluster() {
+    let nodes: usize = std::env::var("IDLE_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     const WINDOW: Duration = Duration::from_secs(60);
-    let ports = free_ports(NODES);
+    const NODES_NAME: &str = "participants everywhere";
+    let ports = free_ports(nodes);
     let seed = format!("127.0.0.1:{}", ports[0]);
     let mut agents = Vec::new();
     for (i, port) in ports.iter().enumerate() {
@@ -521,15 +594,11 @@ fn idle_footprint_of_a_20_node_cluster() {
         a.wait_healthy();
         agents.push(a);
     }
-    wait_for(
-        "20 participants everywhere",
-        Duration::from_secs(120),
-        || {
-            agents
-                .iter()
-                .all(|a| names_in_state(&a.peers(), "participant").len() == NODES)
-        },
-    );
+    wait_for(NODES_NAME, Duration::from_secs(180), || {
+        agents
+            .iter()
+            .all(|a| names_in_state(&a.peers(), "participant").len() == nodes)
+    });
     // Let the join burst settle before measuring.
     std::thread::sleep(Duration::from_secs(10));
     // The window excludes the /metrics scrapes themselves: scrape, then read /proc before
@@ -552,7 +621,7 @@ fn idle_footprint_of_a_20_node_cluster() {
     let (cpu_mean, cpu_max) = mean_max(rows.iter().map(|r| r.cpu_pct));
     let (pay_mean, pay_max) = mean_max(rows.iter().map(|r| r.payload_bps));
     let (wire_mean, wire_max) = mean_max(rows.iter().map(|r| r.wire_bps));
-    println!("idle footprint, {NODES} nodes, {secs:.0} s window (mean / max per node):");
+    println!("idle footprint, {nodes} nodes, {secs:.0} s window (mean / max per node):");
     println!("  RSS                          {rss_mean:.1} / {rss_max:.1} MiB");
     println!("  CPU                          {cpu_mean:.2} / {cpu_max:.2} % of one core");
     println!("  gossip payload sent          {pay_mean:.1} / {pay_max:.1} B/s (cluster_transport_tx_bytes_total: gossip packets, not push/pull)");

@@ -488,3 +488,91 @@ fn incarnations_and_lamport_times_beyond_reach_are_refused_and_a_node_can_always
     })
     .is_some());
 }
+
+/// A rejoin repairs clusters that formed apart, so it contacts only the join addresses that
+/// are not live members already: in a converged cluster the periodic rejoin sends nothing;
+/// once the seed is dead (or was never met) it is contacted again.
+#[test]
+fn a_rejoin_contacts_only_join_addresses_that_are_not_live_members() {
+    use cluster::wire::{self, Envelope, Kind, MemberRecord};
+    use cluster::{Instant, TransmitKind};
+    let config = Config::default();
+    let rejoin = config.rejoin_interval.expect("rejoin on by default");
+    let mut a = node(1, &config, 21, Instant::ZERO);
+    a.join(Instant::ZERO, &[addr(2)]);
+    let joins = |a: &mut Node| {
+        let mut n = 0;
+        while let Some(t) = a.poll_transmit() {
+            n += usize::from(t.kind == TransmitKind::PushPull { join: true } && t.to == addr(2));
+        }
+        n
+    };
+    assert_eq!(joins(&mut a), 1, "the first join contacts the seed");
+    // The seed answers: node-2 is a live member.
+    let env = Envelope {
+        kind: Kind::PushPullResponse,
+        cluster: config.cluster_name.clone(),
+        sender_name: name(2),
+        sender_addr: addr(2),
+    };
+    let record = |status| MemberRecord {
+        name: name(2),
+        addr: addr(2),
+        incarnation: 0,
+        status,
+        state: Some((NodeState::Participant, 2)),
+    };
+    let answer = wire::encode_push_pull(&env, false, &[record(Status::Alive)]);
+    a.handle_push_pull_response(Instant::ZERO, &addr(2), &answer)
+        .unwrap();
+    // Three rejoin intervals pass (node-2 answers every probe in this story): no rejoin.
+    let mut t = Instant::ZERO;
+    let mut sent = 0;
+    while t < Instant::ZERO + rejoin * 3 {
+        t = a.poll_timeout().unwrap();
+        a.handle_timeout(t);
+        while let Some(tx) = a.poll_transmit() {
+            sent += usize::from(tx.kind == TransmitKind::PushPull { join: true });
+            if let Ok((
+                _,
+                wire::Body::Packet {
+                    primary: Some(wire::Primary::Ping { seq, .. }),
+                    ..
+                },
+            )) = wire::decode(&tx.payload, 1 << 16)
+            {
+                let mut env = env.clone();
+                env.kind = Kind::Packet;
+                let ack = wire::encode_packet(&env, Some(&wire::Primary::Ack { seq }), &[]);
+                a.handle_packet(t, &ack).unwrap();
+            }
+        }
+    }
+    assert_eq!(sent, 0, "a converged cluster's rejoins send nothing");
+    // node-2 leaves the view (declared dead by someone): the next rejoin contacts it again.
+    let dead = wire::encode_update(&wire::Update::Dead {
+        name: name(2),
+        incarnation: 0,
+        from: name(3),
+        refused: true,
+    });
+    let mut env3 = env.clone();
+    env3.kind = Kind::Packet;
+    env3.sender_name = name(3);
+    env3.sender_addr = addr(3);
+    a.handle_packet(t, &wire::encode_packet(&env3, None, &[&dead]))
+        .unwrap();
+    a.handle_unreachable(t, &addr(2), cluster::Unreachable::Refused);
+    assert!(a
+        .members()
+        .iter()
+        .any(|m| m.name == name(2) && m.status == Status::Dead));
+    let until = t + rejoin + std::time::Duration::from_secs(1);
+    let mut rejoined = 0;
+    while t < until {
+        t = a.poll_timeout().unwrap();
+        a.handle_timeout(t);
+        rejoined += joins(&mut a);
+    }
+    assert!(rejoined >= 1, "the dead seed is contacted again");
+}

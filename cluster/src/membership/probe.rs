@@ -70,7 +70,7 @@ impl Node {
     }
 
     /// The live member advertised at `addr`, from an index rebuilt when the view changed.
-    fn live_member_at(&self, addr: &str) -> Option<String> {
+    pub(super) fn live_member_at(&self, addr: &str) -> Option<String> {
         let mut index = self.live_by_addr.borrow_mut();
         if index.0 != self.view_version {
             index.1 = self
