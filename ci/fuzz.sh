@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Fuzzes every cargo-fuzz target in fuzz/ for SECONDS each (default 15: the smoke run that
-# ci/test.sh does). A long run: `ci/fuzz.sh 900` (figures in BENCHMARKS.md). A crash leaves
+# ci/test.sh does), stopping a target early once it has run RUNS inputs (optional second
+# argument). The long run of BENCHMARKS.md: `ci/fuzz.sh 1800 10000000`. A crash leaves
 # its input in fuzz/artifacts/TARGET/ and fails the script; commit it as a regression input
 # under fuzz/regressions/TARGET/ (replayed by every run of this script).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs="${1:-15}"
+runs_cap="${2:-}"
+runs_arg=()
+if [ -n "$runs_cap" ]; then runs_arg=(-runs="$runs_cap"); fi
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "== installing cargo-fuzz (crates.io)"
   cargo install cargo-fuzz --locked >/dev/null 2>&1
@@ -20,12 +24,15 @@ for target in $(cargo fuzz list); do
       || { echo "fuzz: $target: a regression input fails again"; exit 1; }
   fi
   mkdir -p "corpus/$target"
+  start=$SECONDS
   out=$(cargo fuzz run --release --debug-assertions "$target" "corpus/$target" -- \
-    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1) || {
+    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 "${runs_arg[@]}" 2>&1) || {
     echo "$out" | tail -40
     echo "fuzz: $target crashed; the input is in fuzz/artifacts/$target/"
     exit 1
   }
   runs=$(echo "$out" | grep -o 'stat::number_of_executed_units: *[0-9]*' | grep -o '[0-9]*$' || true)
-  echo "fuzz: $target: ${runs:-?} executions in ${secs}s, no crash"
+  rate=$(echo "$out" | grep -o 'stat::average_exec_per_sec: *[0-9]*' | grep -o '[0-9]*$' || true)
+  cov=$(echo "$out" | grep -o 'cov: [0-9]*' | tail -1 | grep -o '[0-9]*$' || true)
+  echo "fuzz: $target: ${runs:-?} executions (${rate:-?}/s, coverage ${cov:-?} edges, corpus $(ls "corpus/$target" | wc -l) inputs) in $((SECONDS - start)) s, no crash"
 done
