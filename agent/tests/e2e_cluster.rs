@@ -278,6 +278,115 @@ fn a_node_with_another_cluster_name_cannot_join() {
         .contains("alone although join addresses were given"));
 }
 
+/// Issue 17, without TLS: a process that reaches the port posts lies a member could never
+/// have told (a `left` of a live node at incarnation u64::MAX, a suspicion of the receiver
+/// near the maximum, a Lamport time at u64::MAX). Each is refused and counted; nobody is
+/// evicted, no clock freezes, and the cluster still agrees on a later change.
+#[test]
+fn lies_beyond_any_reachable_incarnation_or_clock_evict_and_freeze_nobody() {
+    use cluster::wire::{encode_packet, encode_update, Envelope, Kind, Update};
+    use cluster::NodeState;
+    let ports = free_ports(3);
+    let mut agents = vec![Agent::start("agent-1", ports[0], &join_flags("", &[]))];
+    agents[0].wait_healthy();
+    let seed = agents[0].addr();
+    for i in 1..3 {
+        let name = format!("agent-{}", i + 1);
+        agents.push(Agent::start(&name, ports[i], &join_flags(&seed, &[])));
+    }
+    for a in agents.iter_mut() {
+        a.wait_healthy();
+    }
+    let all = ["agent-1", "agent-2", "agent-3"];
+    let agree = |agents: &[Agent]| {
+        agents
+            .iter()
+            .all(|a| names_in_state(&a.peers(), "participant") == all)
+    };
+    wait_for("three participants", Duration::from_secs(20), || {
+        agree(&agents)
+    });
+    let clock_before = sample(&agents[0].metrics(), "cluster_node_lamport_time").unwrap();
+
+    let env = Envelope {
+        kind: Kind::Packet,
+        cluster: String::new(),
+        sender_name: "mallory".into(),
+        sender_addr: "127.0.0.1:1".into(),
+    };
+    let lies = [
+        Update::Left {
+            name: "agent-2".into(),
+            incarnation: u64::MAX,
+        },
+        Update::Suspect {
+            name: "agent-1".into(),
+            incarnation: u64::MAX - 1,
+            from: "mallory".into(),
+            refused: true,
+        },
+        Update::State {
+            name: "agent-3".into(),
+            state: NodeState::Terminating,
+            lamport: u64::MAX,
+        },
+    ];
+    let encoded: Vec<Vec<u8>> = lies.iter().map(encode_update).collect();
+    let refs: Vec<&[u8]> = encoded.iter().map(|u| u.as_slice()).collect();
+    let packet = encode_packet(&env, None, &refs);
+    let status = h2c_post(ports[0], runtime::MESSAGE_PATH, packet);
+    assert!(status.is_success(), "the transport answered {status}");
+
+    wait_for("the lies are counted", Duration::from_secs(5), || {
+        sample(
+            &agents[0].metrics(),
+            "cluster_node_updates_out_of_bounds_total",
+        ) == Some(3.0)
+    });
+    // Several probe and gossip rounds later: nobody evicted or terminating, the clock moved
+    // only by ordinary steps.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(agree(&agents), "{:?}", agents[0].peers());
+    let clock_after = sample(&agents[0].metrics(), "cluster_node_lamport_time").unwrap();
+    assert!(
+        clock_after < clock_before + 1000.0,
+        "clock jumped from {clock_before} to {clock_after}"
+    );
+    // Clocks still move: a real leave spreads and is seen by the others.
+    let leaver = agents.pop().unwrap();
+    leaver.signal(libc::SIGTERM);
+    wait_for("agent-3's leave is seen", Duration::from_secs(20), || {
+        agents
+            .iter()
+            .all(|a| names_in_state(&a.peers(), "participant") == ["agent-1", "agent-2"])
+    });
+}
+
+/// One POST over HTTP/2 without TLS (prior knowledge), as a peer sends transport messages.
+fn h2c_post(port: u16, path: &str, body: Vec<u8>) -> hyper::StatusCode {
+    use http_body_util::Full;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::post(format!("http://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/x.ckit")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        send.send_request(req).await.unwrap().status()
+    })
+}
+
 /// Nothing reachable at start: the node runs alone, says so (log, API, metric), keeps
 /// retrying at the rejoin interval, and joins once a peer appears.
 #[test]

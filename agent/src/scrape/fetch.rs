@@ -38,10 +38,17 @@ pub async fn fetch(
     // The limit is on the decoded body; a gzip body may be slightly larger than what it
     // decodes to (stored blocks), so the raw read allows for that.
     let raw_limit = limit.saturating_add(limit / 64).saturating_add(4096);
+    // One message for a body over the limit, whichever check found it, naming the user's
+    // limit (not the raw read's allowance).
+    let too_large =
+        || format!("body size limit exceeded: the body is {limit} bytes or more (body_size_limit)");
     let response = client
         .send(request, timeout, raw_limit)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e.kind() {
+            crate::http_client::ErrorKind::BodyTooLarge => too_large(),
+            _ => e.to_string(),
+        })?;
     if response.status != hyper::StatusCode::OK {
         return Err(format!("server returned HTTP status {}", response.status));
     }
@@ -63,10 +70,7 @@ pub async fn fetch(
         Vec::from(response.body)
     };
     if body.len() as u64 >= limit {
-        return Err(format!(
-            "body size limit exceeded: the body is {} bytes or more; the limit is {limit} bytes",
-            limit
-        ));
+        return Err(too_large());
     }
     Ok((body, format))
 }
