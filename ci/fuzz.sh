@@ -18,14 +18,19 @@ fi
 # toolchain accept them.
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build --release --debug-assertions 2>&1 | tail -1
-for target in $(cargo fuzz list); do
+# FUZZ_TARGETS="a b" limits the run to those targets.
+for target in ${FUZZ_TARGETS:-$(cargo fuzz list)}; do
   if [ -d "regressions/$target" ]; then
     cargo fuzz run --release --debug-assertions "$target" regressions/"$target"/* -- -runs=0 >/dev/null 2>&1 \
       || { echo "fuzz: $target: a regression input fails again"; exit 1; }
   fi
   mkdir -p "corpus/$target"
+  # Committed seed inputs (valid messages: `cargo run -p cluster --example fuzz_seeds`), read
+  # but never written: new inputs go to corpus/.
+  seeds=()
+  if [ -d "seeds/$target" ]; then seeds=("seeds/$target"); fi
   start=$SECONDS
-  out=$(cargo fuzz run --release --debug-assertions "$target" "corpus/$target" -- \
+  out=$(cargo fuzz run --release --debug-assertions "$target" "corpus/$target" "${seeds[@]}" -- \
     -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 "${runs_arg[@]}" 2>&1) || {
     echo "$out" | tail -40
     echo "fuzz: $target crashed; the input is in fuzz/artifacts/$target/"
