@@ -24,8 +24,11 @@ pub struct Suspicion {
     /// Accusers whose connection to the member was refused (at most
     /// [`crate::membership::REFUSED_QUORUM`] kept).
     refusers: BTreeSet<String>,
-    /// Time added by the last-chance probe (see [`Suspicion::last_chance`]).
-    extension: Duration,
+    /// How long the last-chance probe takes (a direct then an indirect check).
+    grace: Duration,
+    /// When the last-chance probe, once sent, has had its time (see
+    /// [`Suspicion::start_last_chance`]).
+    last_chance_until: Option<Instant>,
 }
 
 impl Suspicion {
@@ -37,6 +40,7 @@ impl Suspicion {
         min: Duration,
         max: Duration,
         k: u32,
+        grace: Duration,
     ) -> Self {
         let mut confirmers = BTreeSet::new();
         confirmers.insert(from.to_string());
@@ -53,7 +57,8 @@ impl Suspicion {
             k,
             confirmers,
             confirmations: 0,
-            extension: Duration::ZERO,
+            grace,
+            last_chance_until: None,
         }
     }
 
@@ -76,15 +81,29 @@ impl Suspicion {
         self.refusers.len()
     }
 
-    /// At the deadline, before declaring the member dead, probe it once more telling it that
-    /// it is suspected, and wait `grace` for its refutation. True the first time (probe now),
-    /// false once the last chance was given (declare now).
-    pub fn last_chance(&mut self, grace: Duration) -> bool {
-        if !self.extension.is_zero() {
+    /// Before declaring the member dead, probe it once more telling it that it is suspected
+    /// (its answer withdraws the suspicion). The probe runs in the last `grace` of the timer,
+    /// so it costs no time when the member is really gone: true the first time, when the
+    /// probe is to be sent now; the deadline then waits at least until the probe had its time.
+    pub fn start_last_chance(&mut self, now: Instant) -> bool {
+        if self.last_chance_until.is_some() {
             return false;
         }
-        self.extension = grace.max(Duration::from_millis(1));
+        self.last_chance_until = Some(now + self.grace);
         true
+    }
+
+    /// When the node must look at this suspicion again: the start of the last chance, then the
+    /// deadline.
+    pub fn wake_at(&self) -> Instant {
+        match self.last_chance_until {
+            Some(_) => self.deadline(),
+            None => {
+                let base = self.base_deadline();
+                let lead = base.saturating_since(self.start).min(self.grace);
+                Instant::from_elapsed(base.elapsed_since_epoch() - lead)
+            }
+        }
     }
 
     /// Whether this suspicion has run at least its minimum timeout by `now`: only then is
@@ -94,7 +113,11 @@ impl Suspicion {
     }
 
     pub fn deadline(&self) -> Instant {
-        self.base_deadline() + self.extension
+        let base = self.base_deadline();
+        match self.last_chance_until {
+            Some(until) if until > base => until,
+            _ => base,
+        }
     }
 
     fn base_deadline(&self) -> Instant {
@@ -112,11 +135,13 @@ impl Suspicion {
 mod tests {
     use super::*;
 
+    const GRACE: Duration = Duration::from_secs(1);
+
     #[test]
     fn confirmations_shrink_the_timeout_down_to_the_minimum() {
         let min = Duration::from_secs(4);
         let max = Duration::from_secs(24);
-        let mut s = Suspicion::new(1, "a", false, Instant::ZERO, min, max, 2);
+        let mut s = Suspicion::new(1, "a", false, Instant::ZERO, min, max, 2, GRACE);
         assert_eq!(s.deadline(), Instant::ZERO + max);
         assert!(
             !s.confirm("a", false),
@@ -133,7 +158,7 @@ mod tests {
     #[test]
     fn refusals_are_counted_once_per_accuser_up_to_the_quorum() {
         let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
-        let mut s = Suspicion::new(1, "a", true, Instant::ZERO, min, max, 1);
+        let mut s = Suspicion::new(1, "a", true, Instant::ZERO, min, max, 1, GRACE);
         assert_eq!(s.refusals(), 1);
         assert!(
             !s.confirm("a", true),
@@ -161,7 +186,29 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(6),
             0,
+            GRACE,
         );
         assert_eq!(s.deadline(), Instant::from_millis(1010));
+    }
+
+    #[test]
+    fn the_last_chance_runs_in_the_last_grace_of_the_timer_and_is_never_cut_short() {
+        let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
+        let mut s = Suspicion::new(1, "a", false, Instant::ZERO, min, max, 1, GRACE);
+        assert_eq!(s.wake_at(), Instant::ZERO + (max - GRACE));
+        assert!(s.start_last_chance(Instant::ZERO + (max - GRACE)));
+        assert!(!s.start_last_chance(Instant::ZERO + max), "once");
+        assert_eq!(s.deadline(), Instant::ZERO + max, "no time added");
+        // A confirmation now would move the deadline to the minimum, long past: the probe
+        // still gets its time.
+        assert!(s.confirm("b", false));
+        assert_eq!(s.deadline(), Instant::ZERO + max);
+        assert_eq!(s.wake_at(), s.deadline());
+        // A timer shorter than the grace: the probe starts at once and runs its whole time.
+        let mut short =
+            Suspicion::new(1, "a", false, Instant::ZERO, GRACE / 2, GRACE / 2, 0, GRACE);
+        assert_eq!(short.wake_at(), Instant::ZERO);
+        assert!(short.start_last_chance(Instant::ZERO));
+        assert_eq!(short.deadline(), Instant::ZERO + GRACE);
     }
 }

@@ -176,9 +176,11 @@ fn an_answer_to_the_last_chance_probe_withdraws_the_suspicion() {
         .iter()
         .any(|m| m.name == name(3) && m.status == Status::Suspect));
     // Run a's timers until it sends its last chance to node-3: the first ping naming node-3
-    // after the suspicion's minimum. node-3 answers the pings before it (so a never counts
-    // one of them as telling node-3 in vain), but its refutation never reaches a.
+    // in the last moments of the suspicion (its minimum, less the time a check takes).
+    // node-3 answers the pings before it (so a never counts one of them as telling node-3 in
+    // vain), but its refutation never reaches a.
     let (min, _) = config.suspicion_timeouts(3);
+    let min = min - config.probe_timeout * 2;
     let mut t = now;
     let mut last_chance = None;
     while last_chance.is_none() && t < now + Duration::from_secs(120) {

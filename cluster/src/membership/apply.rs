@@ -347,7 +347,16 @@ impl Node {
                 };
                 self.suspicions.insert(
                     name.clone(),
-                    Suspicion::new(incarnation, &from, refused, now, min, max, k),
+                    Suspicion::new(
+                        incarnation,
+                        &from,
+                        refused,
+                        now,
+                        min,
+                        max,
+                        k,
+                        self.config.probe_timeout * 2,
+                    ),
                 );
                 self.broadcasts.push(&Update::Suspect {
                     name: name.clone(),

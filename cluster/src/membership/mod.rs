@@ -234,7 +234,7 @@ pub struct Node {
 #[derive(Debug, Default)]
 struct Suspicions {
     map: BTreeMap<String, Suspicion>,
-    /// `None` when stale; else the earliest deadline, if any.
+    /// `None` when stale; else the earliest time one needs looking at, if any.
     earliest: std::cell::Cell<Option<Option<Instant>>>,
 }
 
@@ -243,7 +243,7 @@ impl Suspicions {
         if let Some(e) = self.earliest.get() {
             return e;
         }
-        let e = self.map.values().map(Suspicion::deadline).min();
+        let e = self.map.values().map(Suspicion::wake_at).min();
         self.earliest.set(Some(e));
         e
     }
@@ -597,27 +597,28 @@ impl Node {
             self.next_probe = now + self.scaled(self.config.probe_interval);
         }
         self.run_checks(now);
-        // Suspicions that ran out: a last-chance probe first (the member may never have heard
-        // it is suspected, e.g. when the gossip ran out during a partition), then death.
-        let expired: Vec<String> = if self.suspicions.earliest().is_some_and(|d| d <= now) {
+        // Suspicions near their end: a last-chance probe in the timer's last moments (the
+        // member may never have heard it is suspected, e.g. when the gossip ran out during a
+        // partition), then death at the deadline.
+        let due: Vec<String> = if self.suspicions.earliest().is_some_and(|d| d <= now) {
             self.suspicions
                 .map
                 .iter()
-                .filter(|(_, s)| s.deadline() <= now)
+                .filter(|(_, s)| s.wake_at() <= now)
                 .map(|(n, _)| n.clone())
                 .collect()
         } else {
             Vec::new()
         };
-        // Direct then indirect: as long as a check.
-        let grace = self.config.probe_timeout * 2;
-        for name in expired {
-            let probe_again = self
-                .suspicions
-                .get_mut(&name)
-                .is_some_and(|s| s.last_chance(grace));
-            if probe_again {
+        for name in due {
+            let Some(s) = self.suspicions.get_mut(&name) else {
+                continue;
+            };
+            if s.start_last_chance(now) {
                 self.last_chance(now, &name);
+                continue;
+            }
+            if s.deadline() > now {
                 continue;
             }
             if let Some(s) = self.suspicions.remove(&name) {

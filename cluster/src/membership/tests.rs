@@ -123,8 +123,8 @@ fn cached_summaries_match_the_table() {
             assert!(n.hot.keys().all(|k| names.contains(k)));
             assert_eq!(
                 n.suspicions.earliest(),
-                n.suspicions.map.values().map(Suspicion::deadline).min(),
-                "node-{i}: cached earliest suspicion deadline"
+                n.suspicions.map.values().map(Suspicion::wake_at).min(),
+                "node-{i}: cached earliest suspicion wake-up"
             );
             suspected += n.suspicions.map.len();
             let want = digest_of_copies(n);
