@@ -680,8 +680,9 @@ fn killed_agents_are_dropped_by_all_within_seconds_with_default_timings() {
     assert!(refused > 0.0, "the survivors' connections were refused");
 }
 
-/// The idle footprint of `IDLE_NODES` agents (default 50) with default timings: RSS, CPU, and
-/// bytes on the wire per node over a minute. A measurement, run by hand (`--ignored`).
+/// The idle footprint of `IDLE_NODES` agents (default 50) with default timings (or with
+/// `IDLE_FLAGS` added): RSS, CPU, and bytes on the wire per node over a minute, once every node
+/// holds its connections. A measurement, run by hand (`--ignored`).
 #[test]
 #[ignore]
 fn idle_footprint_of_a_cluster() {
@@ -699,6 +700,13 @@ fn idle_footprint_of_a_cluster() {
         if i > 0 {
             flags.push(format!("--cluster.join-addresses={seed}"));
         }
+        // IDLE_FLAGS="--cluster.push-pull-interval=4m ..." measures other timings.
+        flags.extend(
+            std::env::var("IDLE_FLAGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from),
+        );
         let mut a = Agent::start(&format!("idle-{i:02}"), *port, &flags);
         a.wait_healthy();
         agents.push(a);
@@ -708,22 +716,57 @@ fn idle_footprint_of_a_cluster() {
             .iter()
             .all(|a| names_in_state(&a.peers(), "participant").len() == nodes)
     });
-    // Let the join burst settle before measuring.
+    // Let the join burst settle, and wait for the steady state: each node opens a connection
+    // to a member the first time it probes it (one member per 2 s), so at 50 nodes the last
+    // connections open ~100 s after the start. Steady = no new socket for 20 s.
     std::thread::sleep(Duration::from_secs(10));
+    let settle_start = Instant::now();
+    let mut sockets = tcp_bytes_sent().len();
+    while settle_start.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_secs(20));
+        let now = tcp_bytes_sent().len();
+        if now == sockets {
+            break;
+        }
+        sockets = now;
+    }
+    println!(
+        "steady after {:.0} s more: {sockets} established sockets",
+        settle_start.elapsed().as_secs_f64()
+    );
     // The window excludes the /metrics scrapes themselves: scrape, then read /proc before
     // it; read /proc, then scrape after it.
     let before: Vec<Sample> = agents.iter().map(|a| Sample::take(a, true)).collect();
+    let sockets_before = tcp_bytes_sent();
     std::thread::sleep(WINDOW);
+    let sockets_after = tcp_bytes_sent();
     let after: Vec<Sample> = agents.iter().map(|a| Sample::take(a, false)).collect();
     let secs = WINDOW.as_secs_f64();
+    // TCP payload each process sent in the window (HTTP/2 frames and TLS records, no IP or
+    // TCP headers): per established socket, bytes_sent at the end less at the start (all of
+    // it for a socket opened meanwhile).
+    let mut sent_by_pid: std::collections::BTreeMap<i32, u64> = Default::default();
+    for (key, after) in &sockets_after {
+        let before = sockets_before.get(key).copied().unwrap_or(0);
+        *sent_by_pid.entry(key.0).or_default() += after.saturating_sub(before);
+    }
+    let closed = sockets_before
+        .keys()
+        .filter(|k| !sockets_after.contains_key(*k))
+        .count();
+    let opened = sockets_after
+        .keys()
+        .filter(|k| !sockets_before.contains_key(*k))
+        .count();
     let rows: Vec<Row> = before
         .iter()
         .zip(&after)
-        .map(|(b, a)| Row {
+        .zip(&agents)
+        .map(|((b, a), agent)| Row {
             rss_mib: a.rss_kib as f64 / 1024.0,
             cpu_pct: (a.cpu_ticks - b.cpu_ticks) as f64 / ticks_per_sec() / secs * 100.0,
             payload_bps: (a.tx_payload - b.tx_payload) / secs,
-            wire_bps: (a.wchar - b.wchar) as f64 / secs,
+            wire_bps: sent_by_pid.get(&agent.pid()).copied().unwrap_or(0) as f64 / secs,
         })
         .collect();
     let (rss_mean, rss_max) = mean_max(rows.iter().map(|r| r.rss_mib));
@@ -734,7 +777,45 @@ fn idle_footprint_of_a_cluster() {
     println!("  RSS                          {rss_mean:.1} / {rss_max:.1} MiB");
     println!("  CPU                          {cpu_mean:.2} / {cpu_max:.2} % of one core");
     println!("  gossip payload sent          {pay_mean:.1} / {pay_max:.1} B/s (cluster_transport_tx_bytes_total: gossip packets, not push/pull)");
-    println!("  bytes written to sockets     {wire_mean:.1} / {wire_max:.1} B/s (HTTP/2 framing included)");
+    println!("  TCP payload sent             {wire_mean:.1} / {wire_max:.1} B/s (HTTP/2 framing included; ss bytes_sent)");
+    println!("  sockets opened / closed in the window: {opened} / {closed}");
+}
+
+/// bytes_sent of every established TCP socket of the machine, by (pid, local, peer), from
+/// `ss -tinp` (tcp_info).
+fn tcp_bytes_sent() -> std::collections::BTreeMap<(i32, String, String), u64> {
+    let out = std::process::Command::new("ss")
+        .args(["-tinpH", "state", "established"])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut map = std::collections::BTreeMap::new();
+    let mut current: Option<(i32, String, String)> = None;
+    for line in text.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            // Recv-Q Send-Q Local Peer users:(("agent",pid=N,fd=M))
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let pid = line
+                .split("pid=")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|p| p.parse().ok());
+            current = match (pid, f.get(2), f.get(3)) {
+                (Some(pid), Some(local), Some(peer)) => {
+                    Some((pid, local.to_string(), peer.to_string()))
+                }
+                _ => None,
+            };
+        } else if let Some(key) = current.take() {
+            let sent = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("bytes_sent:"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            map.insert(key, sent);
+        }
+    }
+    map
 }
 
 /// One node's figures over the window.
@@ -756,8 +837,6 @@ struct Sample {
     cpu_ticks: u64,
     /// cluster_transport_tx_bytes_total: gossip packet payload sent.
     tx_payload: f64,
-    /// write(2) bytes of the process (sockets; the log is quiet when idle).
-    wchar: u64,
 }
 
 impl Sample {
@@ -775,19 +854,12 @@ impl Sample {
             .split_whitespace()
             .collect();
         let cpu_ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
-        let wchar = io
-            .lines()
-            .find_map(|l| l.strip_prefix("wchar:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap();
         let m = scraped.unwrap_or_else(|| a.metrics());
         let tx_payload = sample(&m, "cluster_transport_tx_bytes_total").unwrap_or(0.0);
         Sample {
             rss_kib,
             cpu_ticks,
             tx_payload,
-            wchar,
         }
     }
 }
