@@ -17,11 +17,16 @@ fi
 # cargo-fuzz passes -Z flags (sanitizer instrumentation) to rustc; this lets the stable
 # toolchain accept them.
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build --release --debug-assertions 2>&1 | tail -1
-# FUZZ_TARGETS="a b" limits the run to those targets.
+cargo fuzz build --release --debug-assertions "${san[@]}" 2>&1 | tail -1
+# FUZZ_TARGETS="a b" limits the run to those targets; FUZZ_MAX_LEN (default 65536) bounds the
+# size of an input (the long run uses 4096 for the two targets whose cost grows with size).
+max_len="${FUZZ_MAX_LEN:-65536}"
+# FUZZ_SANITIZER=none drops AddressSanitizer (4-5x the executions per second; the long run's
+# choice, the smoke run keeps the default).
+san=(--sanitizer "${FUZZ_SANITIZER:-address}")
 for target in ${FUZZ_TARGETS:-$(cargo fuzz list)}; do
   if [ -d "regressions/$target" ]; then
-    cargo fuzz run --release --debug-assertions "$target" regressions/"$target"/* -- -runs=0 >/dev/null 2>&1 \
+    cargo fuzz run --release --debug-assertions "${san[@]}" "$target" regressions/"$target"/* -- -runs=0 >/dev/null 2>&1 \
       || { echo "fuzz: $target: a regression input fails again"; exit 1; }
   fi
   mkdir -p "corpus/$target"
@@ -30,8 +35,8 @@ for target in ${FUZZ_TARGETS:-$(cargo fuzz list)}; do
   seeds=()
   if [ -d "seeds/$target" ]; then seeds=("seeds/$target"); fi
   start=$SECONDS
-  out=$(cargo fuzz run --release --debug-assertions "$target" "corpus/$target" "${seeds[@]}" -- \
-    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 "${runs_arg[@]}" 2>&1) || {
+  out=$(cargo fuzz run --release --debug-assertions "${san[@]}" "$target" "corpus/$target" "${seeds[@]}" -- \
+    -max_total_time="$secs" -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 "${runs_arg[@]}" 2>&1) || {
     echo "$out" | tail -40
     echo "fuzz: $target crashed; the input is in fuzz/artifacts/$target/"
     exit 1
