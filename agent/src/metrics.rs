@@ -423,6 +423,20 @@ impl Collector for AgentCollector {
         counter(
             &mut e,
             &base,
+            "cluster_transport_rx_answers",
+            "Of the packets received, those a peer sent back in the response to one of ours (acks, join answers).",
+            load(&t.rx_answers),
+        )?;
+        counter(
+            &mut e,
+            &base,
+            "cluster_transport_tx_answers",
+            "Of the packets sent, those sent back in the response to a peer's request instead of as a request.",
+            load(&t.tx_answers),
+        )?;
+        counter(
+            &mut e,
+            &base,
             "cluster_transport_tx_packets_failed",
             "Total number of outgoing packets that could not be delivered (queue full, connect error, timeout, error answer).",
             load(&t.tx_packets_failed),
@@ -612,6 +626,8 @@ mod tests {
             ("cluster_transport_tx_packets_total", "counter"),
             ("cluster_transport_tx_bytes_total", "counter"),
             ("cluster_transport_tx_packets_failed_total", "counter"),
+            ("cluster_transport_rx_answers_total", "counter"),
+            ("cluster_transport_tx_answers_total", "counter"),
             ("cluster_transport_rx_packet_queue_length", "gauge"),
             ("cluster_transport_tx_packet_queue_length", "gauge"),
             ("cluster_transport_streams", "gauge"),

@@ -172,6 +172,12 @@ fn mutual_tls_keeps_outsiders_out_and_certificates_rotate_without_restart() {
     );
     let log = agents[0].log_text();
     assert!(log.contains("https://127.0.0.1"), "{log}");
+    // Over TLS too, acks come back in the responses to their pings.
+    wait_for("acks in responses", Duration::from_secs(10), || {
+        agents.iter().all(|a| {
+            sample(&t.metrics(a), "cluster_transport_rx_answers_total").unwrap_or(0.0) >= 1.0
+        })
+    });
 
     // A node with a certificate from another CA (it trusts that CA only): refused by TLS.
     let rogue = start(
@@ -319,5 +325,11 @@ fn with_names_bound_to_certificates_a_valid_certificate_cannot_speak_as_another_
     for a in &agents {
         let names: Vec<String> = t.peers(a).into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["node-1", "node-2"], "{}", a.name);
+        // A response has no certificate check of the sender's name: with names bound, every
+        // answer comes as a request, checked by the server.
+        let m = t.metrics(a);
+        assert!(sample(&m, "cluster_transport_rx_packets_total").unwrap_or(0.0) > 0.0);
+        assert_eq!(sample(&m, "cluster_transport_rx_answers_total"), Some(0.0));
+        assert_eq!(sample(&m, "cluster_transport_tx_answers_total"), Some(0.0));
     }
 }

@@ -128,8 +128,14 @@ impl ClusterView {
     }
 }
 
+/// Where the HTTP handler waits for the node's answer to a packet, to send it back in the
+/// response instead of as a request of its own (see [`crate::server`]).
+pub(crate) type Reply = oneshot::Sender<Bytes>;
+
 pub(crate) enum Cmd {
-    Packet(Bytes),
+    /// A packet from a peer, and where to put the node's answer to its sender, if the sender
+    /// takes answers in the response.
+    Packet(Bytes, Option<Reply>),
     PushPull(Bytes, oneshot::Sender<Result<Vec<u8>, String>>),
     PushPullDone {
         to: String,
@@ -236,12 +242,33 @@ pub fn start<N: Network>(
             why,
         });
     });
+    // Answers that came back in the response to one of our requests are packets like any
+    // other; when the queue is full they are dropped (and counted), as the server drops.
+    let deliver_tx = cmd_tx.clone();
+    let deliver_stats = stats.clone();
+    let deliver: crate::transport::Deliver = Box::new(move |bytes: Bytes| {
+        let len = bytes.len() as u64;
+        let st = &deliver_stats;
+        match deliver_tx.try_send(Cmd::Packet(bytes, None)) {
+            Ok(()) => {
+                st.rx_queue_len.fetch_add(1, Ordering::Relaxed);
+                st.rx_packets.fetch_add(1, Ordering::Relaxed);
+                st.rx_bytes.fetch_add(len, Ordering::Relaxed);
+                st.rx_answers.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                st.rx_packets_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
     let peers = Peers::new(
         net,
         opts.transport.clone(),
         stats.clone(),
         faults.clone(),
         report,
+        deliver,
+        opts.config.packet_bytes_max,
     );
     let (events_tx, _) = broadcast::channel(256);
     let view = Arc::new(snapshot(&node, JoinStatus::Seed));
@@ -391,17 +418,25 @@ impl<N: Network> Driver<N> {
     fn command(&mut self, cmd: Cmd) {
         let now = self.now();
         match cmd {
-            Cmd::Packet(bytes) => {
+            Cmd::Packet(bytes, reply) => {
                 self.peers
                     .stats
                     .rx_queue_len
                     .fetch_sub(1, Ordering::Relaxed);
+                // The answer goes back to the envelope's sender (as the core addresses it).
+                let reply = reply.and_then(|r| {
+                    let env = cluster::wire::decode_envelope(&bytes).ok()?;
+                    Some((env.sender_addr, r))
+                });
                 if let Err(e) = self.node.handle_packet(now, &bytes) {
                     self.peers
                         .stats
                         .rx_packets_failed
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, "bad packet");
+                }
+                if let Some((to, reply)) = reply {
+                    self.answer_in_response(&to, reply);
                 }
             }
             Cmd::PushPull(bytes, reply) => {
@@ -451,24 +486,56 @@ impl<N: Network> Driver<N> {
         }
     }
 
-    fn flush(&mut self) {
+    /// Sends what the node has to send; the first packet to `to` (the answer to the packet
+    /// just handled: an ack, a join answer) goes to `reply`, i.e. in the HTTP response to
+    /// the request that brought the packet. If that handler stopped waiting, it goes as a
+    /// request of its own.
+    fn answer_in_response(&mut self, to: &str, reply: Reply) {
+        let mut reply = Some(reply);
         while let Some(t) = self.node.poll_transmit() {
-            match t.kind {
-                TransmitKind::Packet => {
-                    if !self.peers.send_packet(&t.to, t.payload) {
-                        self.node.handle_packet_failed(&t.to);
+            if matches!(t.kind, TransmitKind::Packet) && t.to == to {
+                if let Some(r) = reply.take() {
+                    let len = t.payload.len() as u64;
+                    match r.send(Bytes::from(t.payload)) {
+                        Ok(()) => {
+                            let st = &self.peers.stats;
+                            st.tx_packets.fetch_add(1, Ordering::Relaxed);
+                            st.tx_bytes.fetch_add(len, Ordering::Relaxed);
+                            st.tx_answers.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(payload) => self.send_packet(&t.to, payload),
                     }
-                }
-                TransmitKind::PushPull { .. } => {
-                    let peers = self.peers.clone();
-                    let tx = self.cmd_tx.clone();
-                    let max = self.opts.config.push_pull_bytes_max;
-                    tokio::spawn(async move {
-                        let result = peers.push_pull(&t.to, t.payload, max).await;
-                        let _ = tx.send(Cmd::PushPullDone { to: t.to, result }).await;
-                    });
+                    continue;
                 }
             }
+            self.transmit(t);
+        }
+    }
+
+    fn send_packet(&mut self, to: &str, payload: Bytes) {
+        if !self.peers.send_packet(to, payload) {
+            self.node.handle_packet_failed(to);
+        }
+    }
+
+    fn transmit(&mut self, t: cluster::Transmit) {
+        match t.kind {
+            TransmitKind::Packet => self.send_packet(&t.to, Bytes::from(t.payload)),
+            TransmitKind::PushPull { .. } => {
+                let peers = self.peers.clone();
+                let tx = self.cmd_tx.clone();
+                let max = self.opts.config.push_pull_bytes_max;
+                tokio::spawn(async move {
+                    let result = peers.push_pull(&t.to, t.payload, max).await;
+                    let _ = tx.send(Cmd::PushPullDone { to: t.to, result }).await;
+                });
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.node.poll_transmit() {
+            self.transmit(t);
         }
         while let Some(e) = self.node.poll_event() {
             match &e {

@@ -36,6 +36,7 @@ macro_rules! delegate_async_write {
     };
 }
 
+pub mod compress;
 pub mod driver;
 pub mod limits;
 pub mod net;

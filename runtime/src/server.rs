@@ -17,6 +17,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::oneshot;
 
+use crate::compress;
 use crate::driver::{ClusterHandle, Cmd};
 use crate::limits::{
     ConnectionCounts, MessageBudget, ServerStats, CONNECTIONS_PER_ADDRESS_MAX, HEADER_READ_TIMEOUT,
@@ -24,7 +25,7 @@ use crate::limits::{
 };
 use crate::net::Network;
 use crate::tls::{log_limited, ClusterTls, ConnInfo, HANDSHAKE_TIMEOUT};
-use crate::transport::{MESSAGE_PATH, STREAM_PATH};
+use crate::transport::{Unannounced, MESSAGE_PATH, STREAM_PATH};
 
 pub type Body = Full<Bytes>;
 
@@ -37,9 +38,23 @@ pub fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
+/// How long a packet's handler waits for the node's answer to put it in the response. The node
+/// answers within microseconds unless its loop is busy or stalled; then the requester's
+/// per-peer queue should not wait longer than this, and the answer goes as a request.
+pub const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Whether `path` belongs to the cluster transport.
 pub fn is_transport_path(path: &str) -> bool {
     path == MESSAGE_PATH || path == STREAM_PATH
+}
+
+/// A transport request refused for its body: counted as a failed incoming packet.
+fn refuse(handle: &ClusterHandle, status: StatusCode, msg: String) -> Response<Body> {
+    handle
+        .stats
+        .rx_packets_failed
+        .fetch_add(1, Ordering::Relaxed);
+    text(status, msg)
 }
 
 /// Answer a request for one of the transport paths.
@@ -67,6 +82,24 @@ pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) ->
         return text(StatusCode::METHOD_NOT_ALLOWED, "use POST");
     }
     let path = req.uri().path().to_string();
+    let headers = req.headers();
+    let takes_answer = headers
+        .get(hyper::header::ACCEPT)
+        .is_some_and(|v| v.as_bytes() == cluster::CONTENT_TYPE.as_bytes());
+    let takes_deflate = headers
+        .get(hyper::header::ACCEPT_ENCODING)
+        .is_some_and(|v| compress::accepts_deflate(v.as_bytes()));
+    let deflated = match headers.get(hyper::header::CONTENT_ENCODING) {
+        None => false,
+        Some(v) if v.as_bytes() == compress::DEFLATE.as_bytes() => true,
+        Some(v) => {
+            return refuse(
+                handle,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content-encoding {v:?} is not supported (deflate is)"),
+            );
+        }
+    };
     let limit = if path == MESSAGE_PATH {
         handle.packet_bytes_max
     } else {
@@ -75,15 +108,20 @@ pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) ->
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            handle
-                .stats
-                .rx_packets_failed
-                .fetch_add(1, Ordering::Relaxed);
-            return text(
+            return refuse(
+                handle,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body rejected (limit {limit} bytes): {e}"),
             );
         }
+    };
+    let body = if deflated {
+        match compress::inflate(&body, limit) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => return refuse(handle, StatusCode::BAD_REQUEST, e),
+        }
+    } else {
+        body
     };
     if let Some(info) = info.filter(|i| i.names.is_some()) {
         let sender = cluster::wire::decode_envelope(&body).map(|e| e.sender_name);
@@ -101,11 +139,28 @@ pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) ->
     }
     if path == MESSAGE_PATH {
         let len = body.len() as u64;
-        match handle.cmds.try_send(Cmd::Packet(body)) {
+        let (reply, answer) = if takes_answer {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        match handle.cmds.try_send(Cmd::Packet(body, reply)) {
             Ok(()) => {
                 handle.stats.rx_queue_len.fetch_add(1, Ordering::Relaxed);
                 handle.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
                 handle.stats.rx_bytes.fetch_add(len, Ordering::Relaxed);
+                // The node's answer to the sender, if it has one at once, rides back in the
+                // response; a node that is slow to handle the packet sends it later as a
+                // request of its own.
+                if let Some(rx) = answer {
+                    if let Ok(Ok(bytes)) = tokio::time::timeout(ANSWER_WAIT, rx).await {
+                        return Response::builder()
+                            .header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE)
+                            .body(Full::new(bytes))
+                            .expect("static response parts are valid");
+                    }
+                }
                 Response::new(Full::new(Bytes::new()))
             }
             Err(_) => {
@@ -130,9 +185,17 @@ pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) ->
                 st.stream_tx_packets.fetch_add(1, Ordering::Relaxed);
                 st.stream_tx_bytes
                     .fetch_add(answer.len() as u64, Ordering::Relaxed);
-                Response::builder()
-                    .header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE)
-                    .body(Full::new(Bytes::from(answer)))
+                let resp =
+                    Response::builder().header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE);
+                let (resp, answer) = if takes_deflate {
+                    (
+                        resp.header(hyper::header::CONTENT_ENCODING, compress::DEFLATE),
+                        compress::deflate(&answer),
+                    )
+                } else {
+                    (resp, answer)
+                };
+                resp.body(Full::new(Bytes::from(answer)))
                     .expect("static response parts are valid")
             }
             Err((status, msg)) => {
@@ -304,16 +367,20 @@ where
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let router = router.clone();
         req.extensions_mut().insert(info.clone());
-        let limited =
-            is_transport_path(req.uri().path()) && !guard.budget.allow(guard.ip, &guard.stats);
+        let transport = is_transport_path(req.uri().path());
+        let limited = transport && !guard.budget.allow(guard.ip, &guard.stats);
+        // The transport's HTTP/2 answers go without `content-length` (see `Unannounced`).
+        let announce = !transport || req.version() != Version::HTTP_2;
         async move {
-            if limited {
-                return Ok::<_, Infallible>(text(
+            let resp = if limited {
+                text(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many cluster messages from this address",
-                ));
-            }
-            Ok::<_, Infallible>(router(req).await)
+                )
+            } else {
+                router(req).await
+            };
+            Ok::<_, Infallible>(resp.map(|body| Unannounced { body, announce }))
         }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
