@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every cargo-fuzz target in fuzz/ for SECONDS each (default 15: the smoke run that
 # ci/test.sh does), stopping a target early once it has run RUNS inputs (optional second
-# argument). The long run of BENCHMARKS.md: `ci/fuzz.sh 1800 10000000`. A crash leaves
+# argument). The long run: BENCHMARKS.md "Fuzzing" (10M executions per target). A crash leaves
 # its input in fuzz/artifacts/TARGET/ and fails the script; commit it as a regression input
 # under fuzz/regressions/TARGET/ (replayed by every run of this script).
 set -euo pipefail

@@ -29,5 +29,5 @@ echo "== scenario regression gate"
 # cargo test above built target/release/sim (the sim crate's integration tests need it).
 SIM_PREBUILT=1 bash ci/regress.sh
 
-echo "== fuzz smoke run (cargo-fuzz, 15 s per target; the long run: ci/fuzz.sh 3600 10000000)"
+echo "== fuzz smoke run (cargo-fuzz, 15 s per target; the long run: BENCHMARKS.md \"Fuzzing\")"
 bash ci/fuzz.sh 15
