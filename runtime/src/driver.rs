@@ -154,6 +154,26 @@ pub(crate) enum Cmd {
     Leave(Duration, oneshot::Sender<()>),
 }
 
+/// Hands a packet from a peer to the node, counted as received; false (counted as failed)
+/// when the node's queue is full. Every packet comes this way: in a request (the server) or
+/// in the response to one of ours (the transport).
+pub(crate) fn enqueue_packet(
+    cmds: &mpsc::Sender<Cmd>,
+    stats: &TransportStats,
+    bytes: Bytes,
+    reply: Option<Reply>,
+) -> bool {
+    let len = bytes.len() as u64;
+    if cmds.try_send(Cmd::Packet(bytes, reply)).is_err() {
+        stats.rx_packets_failed.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    stats.rx_queue_len.fetch_add(1, Ordering::Relaxed);
+    stats.rx_packets.fetch_add(1, Ordering::Relaxed);
+    stats.rx_bytes.fetch_add(len, Ordering::Relaxed);
+    true
+}
+
 /// The application's and the HTTP server's handle on a running node. Cheap to clone.
 #[derive(Clone)]
 pub struct ClusterHandle {
@@ -247,18 +267,8 @@ pub fn start<N: Network>(
     let deliver_tx = cmd_tx.clone();
     let deliver_stats = stats.clone();
     let deliver: crate::transport::Deliver = Box::new(move |bytes: Bytes| {
-        let len = bytes.len() as u64;
-        let st = &deliver_stats;
-        match deliver_tx.try_send(Cmd::Packet(bytes, None)) {
-            Ok(()) => {
-                st.rx_queue_len.fetch_add(1, Ordering::Relaxed);
-                st.rx_packets.fetch_add(1, Ordering::Relaxed);
-                st.rx_bytes.fetch_add(len, Ordering::Relaxed);
-                st.rx_answers.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                st.rx_packets_failed.fetch_add(1, Ordering::Relaxed);
-            }
+        if enqueue_packet(&deliver_tx, &deliver_stats, bytes, None) {
+            deliver_stats.rx_answers.fetch_add(1, Ordering::Relaxed);
         }
     });
     let peers = Peers::new(

@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::oneshot;
 
 use crate::compress;
-use crate::driver::{ClusterHandle, Cmd};
+use crate::driver::{enqueue_packet, ClusterHandle, Cmd};
 use crate::limits::{
     ConnectionCounts, MessageBudget, ServerStats, CONNECTIONS_PER_ADDRESS_MAX, HEADER_READ_TIMEOUT,
     HTTP1_BUFFER_MAX, HTTP2_HEADER_LIST_MAX, HTTP2_PENDING_RESETS_MAX,
@@ -138,39 +138,26 @@ pub async fn handle_transport(handle: &ClusterHandle, req: Request<Incoming>) ->
         }
     }
     if path == MESSAGE_PATH {
-        let len = body.len() as u64;
         let (reply, answer) = if takes_answer {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        match handle.cmds.try_send(Cmd::Packet(body, reply)) {
-            Ok(()) => {
-                handle.stats.rx_queue_len.fetch_add(1, Ordering::Relaxed);
-                handle.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
-                handle.stats.rx_bytes.fetch_add(len, Ordering::Relaxed);
-                // The node's answer to the sender, if it has one at once, rides back in the
-                // response; a node that is slow to handle the packet sends it later as a
-                // request of its own.
-                if let Some(rx) = answer {
-                    if let Ok(Ok(bytes)) = tokio::time::timeout(ANSWER_WAIT, rx).await {
-                        return Response::builder()
-                            .header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE)
-                            .body(Full::new(bytes))
-                            .expect("static response parts are valid");
-                    }
-                }
-                Response::new(Full::new(Bytes::new()))
-            }
-            Err(_) => {
-                handle
-                    .stats
-                    .rx_packets_failed
-                    .fetch_add(1, Ordering::Relaxed);
-                text(StatusCode::SERVICE_UNAVAILABLE, "node is overloaded")
+        if !enqueue_packet(&handle.cmds, &handle.stats, body, reply) {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "node is overloaded");
+        }
+        // The node's answer to the sender, if it has one at once, rides back in the response;
+        // a node that is slow to handle the packet sends it later as a request of its own.
+        if let Some(rx) = answer {
+            if let Ok(Ok(bytes)) = tokio::time::timeout(ANSWER_WAIT, rx).await {
+                return Response::builder()
+                    .header(hyper::header::CONTENT_TYPE, cluster::CONTENT_TYPE)
+                    .body(Full::new(bytes))
+                    .expect("static response parts are valid");
             }
         }
+        Response::new(Full::new(Bytes::new()))
     } else {
         let st = &handle.stats;
         st.streams.fetch_add(1, Ordering::Relaxed);
