@@ -18,6 +18,7 @@
 //!   scraper was stopped gracefully);
 //! - peak RSS of the scraper over outage and catch-up.
 
+mod ports;
 mod scrape_support;
 
 use std::path::Path;

@@ -21,6 +21,7 @@
 //! run one metric relabel rule on every series: `prometheus.relabel` in the agent,
 //! `metric_relabel_configs` in Prometheus).
 
+mod ports;
 mod scrape_support;
 
 use std::path::Path;

@@ -4,6 +4,7 @@
 //! fails (`common::Agent` is a drop guard).
 
 mod common;
+mod ports;
 
 use std::time::{Duration, Instant};
 

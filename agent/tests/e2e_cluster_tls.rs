@@ -6,6 +6,7 @@
 //! certificate files is picked up without a restart (reload counter, new expiry).
 
 mod common;
+mod ports;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -4,6 +4,7 @@
 //! keeps both members, and the node's memory stays bounded (RSS from /proc).
 
 mod common;
+mod ports;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

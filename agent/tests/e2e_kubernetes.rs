@@ -14,6 +14,7 @@
 
 mod common;
 mod kube_support;
+mod ports;
 mod scrape_support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,6 +4,7 @@
 //! the warning. Skips (with a message) only when /usr/bin/chromium is absent; CI installs it.
 
 mod common;
+mod ports;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

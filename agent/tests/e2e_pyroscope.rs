@@ -8,6 +8,7 @@
 //! and each (target, profile type) is scraped once per interval: no duplicate, no gap.
 
 mod common;
+mod ports;
 mod pyroscope_support;
 mod scrape_support;
 

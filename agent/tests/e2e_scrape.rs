@@ -12,6 +12,7 @@
 //! Loopback only. Every wait is bounded; every process is killed when the test ends or fails.
 
 mod common;
+mod ports;
 mod scrape_support;
 
 use std::collections::{BTreeMap, BTreeSet};

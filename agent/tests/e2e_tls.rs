@@ -16,6 +16,7 @@
 //! `/metrics`. Loopback only; every wait is bounded; every process is killed at the end.
 
 mod common;
+mod ports;
 mod scrape_support;
 
 use std::path::Path;

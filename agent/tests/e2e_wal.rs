@@ -15,6 +15,7 @@
 //! Loopback only; every wait is bounded; every process is killed when the test ends.
 
 mod common;
+mod ports;
 mod scrape_support;
 
 use std::path::Path;

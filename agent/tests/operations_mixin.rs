@@ -15,6 +15,7 @@
 
 mod common;
 mod mixin;
+mod ports;
 mod scrape_support;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,8 @@
 //! Prometheus is installed with apt-get when missing; the test is skipped (with a message)
 //! only if it cannot be. Prometheus is killed when the test ends, also on panic.
 
+mod ports;
+use ports::free_port;
 mod pipeline_support;
 
 use std::io::Read;
@@ -95,14 +97,6 @@ fn prometheus_binary() -> Option<PathBuf> {
         Ok(true) if Path::new(PROMETHEUS).exists() => Some(PROMETHEUS.into()),
         _ => None,
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_prometheus(bin: &Path, dir: &Path, port: u16) -> PrometheusGuard {

@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,6 +38,8 @@ use agent::discovery::Target;
 use agent::relabel::{relabel_targets, Rule};
 use agent::scrape::ScrapeTarget;
 
+mod ports;
+use ports::free_port;
 #[path = "relabel_differential/cases.rs"]
 mod cases;
 use cases::{cases, Case};
@@ -95,11 +97,6 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
-    l.local_addr().expect("local addr").port()
 }
 
 /// Minimal HTTP/1.0 GET against 127.0.0.1; returns (status, body).

@@ -14,6 +14,7 @@
 //! a receiver would refuse next to a good one: every sample of the good target must be stored,
 //! as Prometheus stores them (issue 16 measured 0 of 20 for the agent of that time).
 
+mod ports;
 mod scrape_support;
 
 #[path = "scrape_differential/cases.rs"]

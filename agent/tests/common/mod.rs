@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -20,16 +20,7 @@ pub const FAST: &[&str] = &[
     "--cluster.rejoin-interval=2s",
 ];
 
-/// Ports that were free a moment ago (bound then released together, so they differ).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+pub use crate::ports::free_ports;
 
 /// A running agent process. Dropping it kills the process (SIGKILL) if it still runs, and
 /// prints its log when the test is failing.

@@ -24,14 +24,8 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bound on a process answering its readiness URL.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)] // not every binary that has these helpers starts a server of its own
+pub use crate::ports::free_port;
 
 /// `path` if it exists, else after `apt-get install -y <package>` (bounded); `None` if that
 /// did not work.
