@@ -17,13 +17,14 @@ fi
 # cargo-fuzz passes -Z flags (sanitizer instrumentation) to rustc; this lets the stable
 # toolchain accept them.
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build --release --debug-assertions "${san[@]}" 2>&1 | tail -1
 # FUZZ_TARGETS="a b" limits the run to those targets; FUZZ_MAX_LEN (default 65536) bounds the
 # size of an input (the long run uses 4096 for the two targets whose cost grows with size).
 max_len="${FUZZ_MAX_LEN:-65536}"
 # FUZZ_SANITIZER=none drops AddressSanitizer (4-5x the executions per second; the long run's
 # choice, the smoke run keeps the default).
 san=(--sanitizer "${FUZZ_SANITIZER:-address}")
+# Built once with the flags every run below uses (a run with other flags would rebuild).
+cargo fuzz build --release --debug-assertions "${san[@]}" 2>&1 | tail -1
 for target in ${FUZZ_TARGETS:-$(cargo fuzz list)}; do
   if [ -d "regressions/$target" ]; then
     cargo fuzz run --release --debug-assertions "${san[@]}" "$target" regressions/"$target"/* -- -runs=0 >/dev/null 2>&1 \
