@@ -385,154 +385,6 @@ impl Node {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Accessors
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn incarnation(&self) -> u64 {
-        self.incarnation
-    }
-
-    pub fn lamport_time(&self) -> u64 {
-        self.lamport.now()
-    }
-
-    pub fn state(&self) -> NodeState {
-        self.states[&self.name].0
-    }
-
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// Lifeguard local health score: 0 is healthy, higher means this node is likely the
-    /// problem (`cluster_node_gossip_health_score`).
-    pub fn health_score(&self) -> u32 {
-        self.awareness
-    }
-
-    /// Bumps on every visible change of the member table.
-    pub fn view_version(&self) -> u64 {
-        self.view_version
-    }
-
-    /// Updates still queued for gossip.
-    pub fn broadcasts_pending(&self) -> usize {
-        self.broadcasts.len()
-    }
-
-    pub fn is_leaving(&self) -> bool {
-        self.leaving
-    }
-
-    /// True once the last join attempt reached someone, or when none was made.
-    pub fn has_joined(&self) -> bool {
-        self.join.as_ref().map_or(true, |j| j.succeeded)
-    }
-
-    /// Every member this node knows, itself and tombstones included, sorted by name.
-    pub fn members(&self) -> Vec<MemberView> {
-        let mut out: Vec<MemberView> = self
-            .members
-            .iter()
-            .map(|(name, m)| {
-                let (state, lamport) = self
-                    .states
-                    .get(name)
-                    .copied()
-                    .unwrap_or((NodeState::Viewer, 0));
-                MemberView {
-                    name: name.clone(),
-                    addr: m.addr.clone(),
-                    incarnation: m.incarnation,
-                    status: m.status,
-                    state,
-                    lamport,
-                    is_self: false,
-                }
-            })
-            .collect();
-        let (state, lamport) = self.states[&self.name];
-        let me = MemberView {
-            name: self.name.clone(),
-            addr: self.addr.clone(),
-            incarnation: self.incarnation,
-            status: if self.leaving {
-                Status::Left
-            } else {
-                Status::Alive
-            },
-            state,
-            lamport,
-            is_self: true,
-        };
-        let pos = out.partition_point(|m| m.name < me.name);
-        out.insert(pos, me);
-        out
-    }
-
-    /// Members that are alive or suspect (self included), with their node state, sorted by
-    /// name: the input of sharding.
-    pub fn live_members(&self) -> Vec<(String, NodeState)> {
-        self.members()
-            .into_iter()
-            .filter(|m| matches!(m.status, Status::Alive | Status::Suspect))
-            .map(|m| (m.name, m.state))
-            .collect()
-    }
-
-    /// Number of alive or suspect members, self included.
-    pub fn live_count(&self) -> usize {
-        // Every change of a member's status bumps `view_version` (see `changed`), and members
-        // leave the table only as tombstones, so the count only needs recounting then.
-        let (version, count) = self.live_cache.get();
-        if version == self.view_version {
-            return count;
-        }
-        let count = 1 + self
-            .members
-            .values()
-            .filter(|m| matches!(m.status, Status::Alive | Status::Suspect))
-            .count();
-        self.live_cache.set((self.view_version, count));
-        count
-    }
-
-    /// Dead and left members still remembered.
-    fn tombstone_count(&self) -> usize {
-        self.members.len() + 1 - self.live_count()
-    }
-
-    /// When the oldest tombstone may be forgotten (recomputed only after the table changed).
-    fn first_tombstone_expiry(&self) -> Option<Instant> {
-        if self.tombstone_count() == 0 {
-            return None;
-        }
-        let (version, expiry) = self.tombstone_cache.get();
-        if version == self.view_version {
-            return expiry;
-        }
-        let expiry = self
-            .members
-            .values()
-            .filter(|m| matches!(m.status, Status::Dead | Status::Left))
-            .map(|m| m.since + self.config.tombstone_ttl)
-            .min();
-        self.tombstone_cache.set((self.view_version, expiry));
-        expiry
-    }
-
-    // -----------------------------------------------------------------------------------------
     // Driver interface
 
     /// The next time [`Node::handle_timeout`] has work to do.
@@ -666,76 +518,6 @@ impl Node {
             if !self.leaving {
                 self.rejoin(now);
             }
-        }
-    }
-
-    /// Contact up to `join_peers_max` of `seeds` (advertised addresses) with a full-state
-    /// exchange, and remember them: the node rejoins them every `rejoin_interval`, and sooner
-    /// (backing off from `join_retry_min`) while a join reached nobody and it is alone.
-    /// Own address is skipped, so a seed node may list itself. Returns how many were contacted;
-    /// zero means this node starts (or stays) a cluster of its own.
-    pub fn join(&mut self, now: Instant, seeds: &[String]) -> usize {
-        self.seeds = seeds.to_vec();
-        self.contact_seeds(now, seeds)
-    }
-
-    /// A rejoin repairs clusters that formed apart (a parallel start, a partition that outlived
-    /// the tombstones): it contacts the join addresses this node does not hold as live members.
-    /// When every one of them is a live member there is nothing to repair, and nothing is sent
-    /// (ckit exchanges full state with the seeds every interval: at 50 nodes joining one seed
-    /// that alone was ~60 B/s per node).
-    fn rejoin(&mut self, now: Instant) {
-        let unknown: Vec<String> = self
-            .seeds
-            .iter()
-            .filter(|s| **s != self.addr && self.live_member_at(s).is_none())
-            .cloned()
-            .collect();
-        if unknown.is_empty() {
-            self.next_join = self.config.rejoin_interval.map(|d| now + d);
-        } else {
-            self.contact_seeds(now, &unknown);
-        }
-    }
-
-    fn contact_seeds(&mut self, now: Instant, seeds: &[String]) -> usize {
-        self.next_join = self.config.rejoin_interval.map(|d| now + d);
-        let mut picked = BTreeSet::new();
-        let mut order = Vec::new();
-        for s in seeds {
-            if *s != self.addr && !s.is_empty() && picked.insert(s.clone()) {
-                order.push(s.clone());
-            }
-        }
-        order.truncate(self.config.join_peers_max);
-        if order.is_empty() {
-            return 0;
-        }
-        let payload = self.encode_state(Kind::PushPullRequest, true);
-        for to in &order {
-            self.stats.push_pulls_tx += 1;
-            self.push_out(Transmit {
-                to: to.clone(),
-                kind: TransmitKind::PushPull { join: true },
-                payload: payload.clone(),
-            });
-        }
-        self.join = Some(JoinAttempt {
-            pending: order.iter().cloned().collect(),
-            ..JoinAttempt::default()
-        });
-        order.len()
-    }
-
-    /// Replace the join addresses (after a fresh DNS resolution, say) without joining now,
-    /// unless this node is alone: then it joins the new addresses at once.
-    pub fn set_seeds(&mut self, now: Instant, seeds: &[String]) {
-        if seeds == self.seeds.as_slice() {
-            return;
-        }
-        self.seeds = seeds.to_vec();
-        if self.live_count() == 1 && !self.leaving && !seeds.is_empty() {
-            self.join(now, seeds);
         }
     }
 
@@ -953,35 +735,15 @@ impl Node {
         self.push_event(Event::RefusedJoin { rejection, from });
         bytes
     }
-
-    fn join_failed(&mut self, now: Instant, to: &str, reason: &str) {
-        let Some(j) = self.join.as_mut() else { return };
-        if !j.pending.remove(to) {
-            return;
-        }
-        j.errors.push((to.to_string(), reason.to_string()));
-        if j.pending.is_empty() && !j.succeeded {
-            let errors = j.errors.clone();
-            self.push_event(Event::JoinFailed { errors });
-            if self.live_count() == 1 {
-                // Alone: retry soon rather than at the rejoin interval, backing off.
-                let retry = now + self.join_backoff;
-                self.next_join = Some(self.next_join.map_or(retry, |t| t.min(retry)));
-                let cap = self
-                    .config
-                    .rejoin_interval
-                    .unwrap_or(Duration::from_secs(60));
-                self.join_backoff = (self.join_backoff * 2).min(cap);
-            }
-        }
-    }
 }
 
 mod apply;
 mod gossip;
+mod join;
 mod probe;
 pub use probe::{Unreachable, REFUSED_QUORUM};
 mod sync;
+mod view;
 
 #[cfg(test)]
 mod tests;
